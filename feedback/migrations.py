@@ -1,0 +1,96 @@
+"""Versioned schema migrations of the ground-truth store. Append, never edit an applied one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "events, rejected events and the ground-truth view",
+        """
+        CREATE TABLE inferences (
+            event_id     VARCHAR PRIMARY KEY,
+            task         VARCHAR NOT NULL,
+            input        VARCHAR NOT NULL,
+            output       VARCHAR NOT NULL,
+            base_model   VARCHAR NOT NULL,
+            adapter_id   VARCHAR,
+            latency_ms   DOUBLE,
+            mean_logprob DOUBLE,
+            origin       VARCHAR NOT NULL,
+            metadata     VARCHAR,
+            occurred_at  TIMESTAMP NOT NULL,
+            ingested_at  TIMESTAMP NOT NULL
+        );
+        CREATE TABLE feedback (
+            event_id      VARCHAR PRIMARY KEY,
+            task          VARCHAR NOT NULL,
+            inference_id  VARCHAR NOT NULL,
+            signal        VARCHAR NOT NULL,
+            rating        INTEGER,
+            edited_output VARCHAR,
+            user_id       VARCHAR,
+            occurred_at   TIMESTAMP NOT NULL,
+            ingested_at   TIMESTAMP NOT NULL
+        );
+        CREATE TABLE corrections (
+            event_id         VARCHAR PRIMARY KEY,
+            task             VARCHAR NOT NULL,
+            inference_id     VARCHAR NOT NULL,
+            corrected_output VARCHAR NOT NULL,
+            reviewer         VARCHAR NOT NULL,
+            note             VARCHAR,
+            occurred_at      TIMESTAMP NOT NULL,
+            ingested_at      TIMESTAMP NOT NULL
+        );
+        CREATE TABLE rejected_events (
+            rejection_id VARCHAR PRIMARY KEY,
+            source       VARCHAR NOT NULL,
+            event_type   VARCHAR,
+            task         VARCHAR,
+            event_id     VARCHAR,
+            reason       VARCHAR NOT NULL,
+            raw          BLOB NOT NULL,
+            received_at  TIMESTAMP NOT NULL
+        );
+        CREATE TABLE api_tokens (
+            token_hash  VARCHAR PRIMARY KEY,
+            role        VARCHAR NOT NULL,
+            name        VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            revoked_at  TIMESTAMP
+        );
+        -- Corrections by reviewers and edits by users are both corrected outputs; the latest
+        -- one of an inference wins (ties broken by event id, so the answer is deterministic).
+        CREATE VIEW corrected_outputs AS
+        SELECT inference_id, output, source, event_id, occurred_at FROM (
+            SELECT inference_id, output, source, event_id, occurred_at,
+                   row_number() OVER (
+                       PARTITION BY inference_id ORDER BY occurred_at DESC, event_id DESC
+                   ) AS rank
+            FROM (
+                SELECT inference_id, corrected_output AS output, 'correction' AS source,
+                       event_id, occurred_at
+                FROM corrections
+                UNION ALL
+                SELECT inference_id, edited_output, 'edit', event_id, occurred_at
+                FROM feedback WHERE signal = 'edited'
+            )
+        ) WHERE rank = 1;
+        -- Ground truth: a corrected output, else an output a user accepted, else an imported
+        -- example. Corrections that arrived before their inference join once it arrives.
+        CREATE VIEW ground_truth AS
+        SELECT i.event_id AS inference_id, i.task, i.input,
+               coalesce(c.output, i.output) AS output,
+               CASE WHEN c.source IS NOT NULL THEN c.source
+                    WHEN i.origin = 'import' THEN 'import'
+                    ELSE 'accepted' END AS source,
+               i.output AS model_output, i.adapter_id,
+               greatest(i.occurred_at, coalesce(c.occurred_at, i.occurred_at)) AS updated_at
+        FROM inferences i
+        LEFT JOIN corrected_outputs c ON c.inference_id = i.event_id
+        WHERE c.inference_id IS NOT NULL
+           OR i.origin = 'import'
+           OR i.event_id IN (SELECT inference_id FROM feedback WHERE signal = 'accepted');
+        """,
+    ),
+]

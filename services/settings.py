@@ -1,0 +1,75 @@
+"""One settings object per process, read from ``FLYWHEEL_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting Flywheel reads. The README lists them; change them via the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        default=Path(".flywheel"),
+        description="Directory holding every byte of data: DuckDB file, spool, adapters, logs.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of your Kafka cluster; unset starts the bundled broker.",
+    )
+    embedded_broker_port: int = Field(
+        default=19092, ge=1, le=65535, description="Port of the bundled broker on 127.0.0.1."
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=256, description="Partitions of each topic created at start-up."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of each topic created at start-up."
+    )
+    consumer_group: str = Field(
+        default="flywheel-ingest", description="Consumer group of the control plane's ingest."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP API.")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
+    )
+    max_batch_events: int = Field(
+        default=1000, ge=1, le=100_000, description="Most events in one POST /v1/events."
+    )
+    ingest_max_records: int = Field(
+        default=10_000, ge=1, description="Most events the ingest writes to DuckDB in one batch."
+    )
+    ingest_max_wait_ms: int = Field(
+        default=100, ge=1, description="Longest the ingest waits to fill a batch (latency bound)."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("set FLYWHEEL_LOG_LEVEL to DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "flywheel.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def bootstrap(self) -> str:
+        """Where Kafka clients connect: the configured cluster or the bundled broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
