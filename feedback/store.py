@@ -44,7 +44,9 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
     )
-    applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = {
+        row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
+    }
     done = []
     for version, description, sql in MIGRATIONS:
         if version in applied:

@@ -52,16 +52,27 @@ class Rejection:
     event_id: str | None = None
 
     @classmethod
-    def of(cls, *, rejection_id: str, source: str, reason: str, raw: bytes) -> Rejection:
-        """Build a rejection, salvaging type, task and id from the payload where readable."""
-        event_type = task = event_id = None
+    def of(
+        cls,
+        *,
+        rejection_id: str,
+        source: str,
+        reason: str,
+        raw: bytes,
+        event_type: str | None = None,
+    ) -> Rejection:
+        """Build a rejection, salvaging type, task and id from the payload where readable;
+        ``event_type`` is the type the channel carries (a topic's), used when unreadable."""
+        task = event_id = None
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             obj = None
         if isinstance(obj, dict):
             event_type, task, event_id = (
-                _short(obj.get("type")), _short(obj.get("task")), _short(obj.get("event_id"))
+                _short(obj.get("type")),
+                _short(obj.get("task")),
+                _short(obj.get("event_id")),
             )
         return cls(rejection_id, source, reason, raw, event_type, task, event_id)
 

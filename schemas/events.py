@@ -170,4 +170,3 @@ EVENT_MODELS: dict[str, type[EventEnvelope]] = {
     "feedback": FeedbackEvent,
     "correction": CorrectionEvent,
 }
-

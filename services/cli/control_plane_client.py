@@ -1,0 +1,44 @@
+"""How the CLI reaches the running control plane (or learns that none runs)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from services.settings import Settings
+
+
+class ControlPlaneClient:
+    """Talks to a running control plane's API with the admin token it left for local CLIs."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self._http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+
+    @classmethod
+    def discover(cls, settings: Settings) -> ControlPlaneClient | None:
+        """The running control plane of this FLYWHEEL_HOME, or None when it is not up."""
+        info_path = settings.run_dir / "control-plane.json"
+        token_path = settings.run_dir / "cli.token"
+        if not info_path.exists() or not token_path.exists():
+            return None
+        try:
+            base_url = json.loads(info_path.read_text())["api_url"]
+            token = token_path.read_text().strip()
+            httpx.get(f"{base_url}/healthz", timeout=2.0).raise_for_status()
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            return None
+        return cls(base_url, token)
+
+    def get(self, path: str) -> Any:
+        response = self._http.get(path)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        response = self._http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()

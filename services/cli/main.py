@@ -1,0 +1,206 @@
+"""The ``flywheel`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from services.settings import Settings
+
+app = typer.Typer(help="Flywheel: production outputs and corrections in, better adapters out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(token_app, name="token")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as error:  # pydantic's message names the variable to fix
+        errors.print(f"[red]invalid configuration:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def up() -> None:
+    """Run the control plane: ingest, HTTP API and (without FLYWHEEL_KAFKA_BOOTSTRAP) the
+    bundled broker. Ctrl-C stops everything cleanly."""
+    from feedback.exceptions import FeedbackError
+    from services.control_plane.main import run
+    from services.errors import ServiceError
+    from services.logging_setup import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.home / "logs" / "flywheel.log")
+    try:
+        run(settings)
+    except (ServiceError, FeedbackError) as error:
+        raise _fail(str(error)) from error
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Stored and rejected events per event type and per task."""
+    summary = _status_summary(_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    _print_status(summary)
+
+
+def _status_summary(settings: Settings) -> dict[str, Any]:
+    from feedback.exceptions import FeedbackError
+    from feedback.status import store_summary
+    from feedback.store import connect
+    from services.cli.control_plane_client import ControlPlaneClient
+
+    client = ControlPlaneClient.discover(settings)
+    if client is not None:
+        return client.get("/v1/status")
+    try:
+        connection = connect(settings.db_path, read_only=True)
+    except FeedbackError as error:
+        raise _fail(str(error)) from error
+    try:
+        summary = store_summary(connection)
+    finally:
+        connection.close()
+    summary["service"] = {"running": False}
+    return summary
+
+
+def _print_status(summary: dict[str, Any]) -> None:
+    running = summary.get("service", {}).get("running")
+    console.print(f"control plane: {'[green]running[/green]' if running else 'not running'}")
+    table = Table("event type", "stored", "rejected", title="events")
+    for event_type, counts in summary["events"].items():
+        table.add_row(event_type, str(counts["stored"]), str(counts["rejected"]))
+    console.print(table)
+    if summary.get("rejected_unknown_type"):
+        console.print(f"rejected with no readable event type: {summary['rejected_unknown_type']}")
+    if summary["tasks"]:
+        per_task = Table("task", "inference", "feedback", "correction", "ground truth",
+                         title="per task (stored / rejected)")  # fmt: skip
+        for task, entry in summary["tasks"].items():
+            cells = [f"{c['stored']} / {c['rejected']}" for c in entry["events"].values()]
+            per_task.add_row(task, *cells, str(entry["ground_truth"]))
+        console.print(per_task)
+    if summary.get("awaiting_inference"):
+        console.print(f"{summary['awaiting_inference']} feedback/corrections await their inference")
+    if summary["top_rejection_reasons"]:
+        console.print("top rejection reasons:")
+        for item in summary["top_rejection_reasons"]:
+            console.print(f"  {item['count']:>6}  {item['reason']}")
+
+
+@app.command("import")
+def import_examples(
+    task: Annotated[str, typer.Argument(help="Task the examples belong to.")],
+    data: Annotated[Path, typer.Option("--data", help='JSONL: {"input": ..., "output": ...}')],
+) -> None:
+    """Import existing examples as ground truth, through Kafka like live events."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from feedback.importer import import_records
+
+    settings = _settings()
+    if not data.is_file():
+        raise _fail(f"{data} is not a file")
+    lines = data.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
+                                 max_block_ms=5_000, client_id="flywheel-import")  # fmt: skip
+    except KafkaError as error:
+        raise _fail(
+            f"cannot reach Kafka at {settings.bootstrap} ({error}): start the service first "
+            "(flywheel up) or set FLYWHEEL_KAFKA_BOOTSTRAP"
+        ) from error
+    sent, problems = 0, []
+    with Progress(console=errors, transient=True) as progress:
+        bar = progress.add_task(f"importing {data.name}", total=len(lines))
+        futures = []
+        for record in import_records(lines, task=task, source=data.name):
+            futures.append(producer.send(record.topic, record.value, key=record.key))
+            if record.problem:
+                problems.append((record.line_number, record.problem))
+            sent += 1
+            progress.advance(bar)
+        producer.flush(timeout=60)
+        failed = sum(1 for f in futures if f.failed())
+    producer.close()
+    if failed:
+        raise _fail(
+            f"{failed} of {sent} examples were not delivered to Kafka; run the import again"
+        )
+    console.print(f"sent {sent} examples of task [bold]{task}[/bold] to Kafka; "
+                  f"{sent - len(problems)} valid, {len(problems)} will be rejected")  # fmt: skip
+    for line, problem in problems[:10]:
+        console.print(f"  line {line}: {problem}")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to write them.")]) -> None:
+    """Write one JSON Schema per event type, for producers in any language."""
+    from schemas.export import export_schemas
+
+    for path in export_schemas(directory):
+        console.print(f"wrote {path}")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="app, reviewer, operator or admin")],
+    name: Annotated[str, typer.Option("--name", help="Who or what will use it.")] = "unnamed",
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from feedback.exceptions import FeedbackError
+    from feedback.store import connect
+    from services.cli.control_plane_client import ControlPlaneClient
+    from services.control_plane.tokens import ROLES, create_token
+
+    if role not in ROLES:
+        raise _fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", 2)
+    settings = _settings()
+    client = ControlPlaneClient.discover(settings)
+    if client is not None:
+        token = client.post("/v1/tokens", {"role": role, "name": name})["token"]
+    else:
+        try:
+            connection = connect(settings.db_path)
+        except FeedbackError as error:
+            raise _fail(str(error)) from error
+        try:
+            token = create_token(connection, role=role, name=name)
+        finally:
+            connection.close()
+    errors.print(f"created a {role} token; it is shown only now:")
+    sys.stdout.write(token + "\n")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":
+    app()

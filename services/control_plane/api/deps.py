@@ -1,0 +1,53 @@
+"""Typed dependencies of the routes: the shared state and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.control_plane.state import ControlPlaneState
+from services.control_plane.tokens import role_of
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `flywheel token create`.")
+
+
+def get_state(request: Request) -> ControlPlaneState:
+    return request.app.state.control_plane
+
+
+State = Annotated[ControlPlaneState, Depends(get_state)]
+
+
+def require_role(*allowed: str) -> Callable[..., str]:
+    """A dependency that answers 401 without a valid token and 403 for the wrong role."""
+    allowed_roles = {*allowed, "admin"}
+
+    def check(
+        state: State,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "send a token as 'Authorization: Bearer <token>' (flywheel token create)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        role = role_of(credentials.credentials, state.roles_by_hash)
+        if role is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown or revoked token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if role not in allowed_roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a {role} token cannot do this; it needs role "
+                f"{' or '.join(sorted(allowed_roles))}",
+            )
+        return role
+
+    return check

@@ -1,0 +1,35 @@
+"""GET /healthz (no token) and GET /v1/status (any role)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from feedback.status import store_summary
+from services.control_plane.api.deps import State, require_role
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/healthz", summary="Liveness: no token needed")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/status", summary="Stored and rejected events per type and task")
+async def get_status(
+    state: State,
+    _role: Annotated[str, Depends(require_role("app", "reviewer", "operator"))],
+) -> dict[str, Any]:
+    summary = await state.store.call(store_summary)
+    summary["service"] = {"running": True, "kafka_bootstrap": state.bootstrap}
+    if state.agent is not None:
+        counters = state.agent.counters
+        summary["service"]["ingest"] = {
+            "batches": counters.batches,
+            "stored": counters.stored,
+            "duplicates_ignored": counters.duplicates,
+            "rejected": counters.rejected,
+        }
+    return summary

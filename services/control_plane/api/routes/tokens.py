@@ -1,0 +1,37 @@
+"""POST /v1/tokens (admin): create a token while the service runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel, Field
+
+from services.control_plane.api.deps import State, require_role
+from services.control_plane.tokens import ROLES, create_token, token_hash
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    role: str
+    name: str = Field(default="unnamed", min_length=1, max_length=100)
+
+
+class TokenCreated(BaseModel):
+    role: str
+    name: str
+    token: str = Field(description="Shown only in this answer; only its hash is stored.")
+
+
+@router.post("/v1/tokens", response_model=TokenCreated, summary="Create an API token")
+async def post_token(
+    body: TokenCreate, state: State, _role: Annotated[str, Depends(require_role("admin"))]
+) -> TokenCreated:
+    if body.role not in ROLES:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"role must be one of {', '.join(ROLES)}"
+        )
+    token = await state.store.call(create_token, role=body.role, name=body.name)
+    state.roles_by_hash[token_hash(token)] = body.role
+    return TokenCreated(role=body.role, name=body.name, token=token)

@@ -1,0 +1,142 @@
+"""``flywheel up``: the control plane process.
+
+One process owns the DuckDB file (DuckDB allows one writer per file). It runs, on one event
+loop: the ingest agent, the HTTP API (uvicorn) and, when no Kafka is configured, it starts and
+stops the bundled broker around them. SIGINT/SIGTERM finish the current batch and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+
+from services.broker import EmbeddedBroker, port_is_free
+from services.control_plane.api.main import create_app
+from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.state import ControlPlaneState
+from services.control_plane.store_worker import StoreWorker
+from services.control_plane.tokens import load_token_roles, new_token, token_hash
+from services.errors import PortInUseError
+from services.settings import Settings
+from services.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class _LoopServer(uvicorn.Server):
+    """uvicorn on our loop; signals are handled by the control plane, not by uvicorn."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def run(settings: Settings) -> None:
+    """Start everything, serve until a signal, stop everything. Raises ServiceError early."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    store = StoreWorker(settings.db_path)
+    store.open()  # fails fast with StoreLockedError when another control plane runs
+    broker = None
+    try:
+        if not port_is_free(settings.api_host, settings.api_port):
+            raise PortInUseError(
+                f"port {settings.api_port} on {settings.api_host} is taken, so the API cannot "
+                "start. Stop what uses it or set FLYWHEEL_API_PORT."
+            )
+        if settings.kafka_bootstrap is None:
+            broker = EmbeddedBroker(
+                settings.embedded_broker_port, log_file=settings.run_dir / "broker.log"
+            )
+            broker.start()
+        ensure_topics(
+            settings.bootstrap,
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+        asyncio.run(_serve(settings, store))
+    finally:
+        store.close()
+        if broker is not None:
+            broker.stop()
+        for name in ("cli.token", "control-plane.json"):
+            (settings.run_dir / name).unlink(missing_ok=True)
+
+
+async def _serve(settings: Settings, store: StoreWorker) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id="flywheel-control-plane",
+        linger_ms=5,
+        request_timeout_ms=10_000,
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    state = ControlPlaneState(
+        store=store,
+        producer=producer,
+        bootstrap=settings.bootstrap,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch_events=settings.max_batch_events,
+    )
+    state.roles_by_hash = await store.call(load_token_roles)
+    state.roles_by_hash[token_hash(cli_token := new_token())] = "admin"
+    _write_private(settings.run_dir / "cli.token", cli_token)
+    agent = IngestAgent(
+        bootstrap=settings.bootstrap,
+        group_id=settings.consumer_group,
+        store=store,
+        producer=producer,
+        max_records=settings.ingest_max_records,
+        max_wait_ms=settings.ingest_max_wait_ms,
+    )
+    state.agent = agent
+    server = _LoopServer(uvicorn.Config(
+        create_app(state), host=settings.api_host, port=settings.api_port,
+        log_level="warning", access_log=False, lifespan="off",
+    ))  # fmt: skip
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await agent.start()
+        tasks = {
+            asyncio.create_task(agent.run(), name="ingest"),
+            asyncio.create_task(server.serve(), name="api"),
+            asyncio.create_task(stop.wait(), name="signal"),
+        }
+        _write_private(settings.run_dir / "control-plane.json", json.dumps({
+            "pid": os.getpid(), "api_url": f"http://{settings.api_host}:{settings.api_port}",
+        }))  # fmt: skip
+        log.info(
+            "control plane up: API http://%s:%d, Kafka %s, store %s",
+            settings.api_host, settings.api_port, settings.bootstrap, settings.db_path,
+        )  # fmt: skip
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down")
+        agent.stop()
+        server.should_exit = True
+        await asyncio.wait(tasks - {t for t in tasks if t.get_name() == "signal"}, timeout=15)
+        for task in tasks:
+            task.cancel()
+        for task in done:
+            if task.get_name() != "signal" and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        await producer.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only this user can read (the CLI's admin token lives in one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
