@@ -1,0 +1,130 @@
+"""A real control plane process (``flywheel up``) against the real bundled broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+from services.broker import EmbeddedBroker
+from tests.conftest import free_port
+
+
+class ControlPlaneProcess:
+    """Runs ``flywheel up`` as a child process, as an operator would."""
+
+    def __init__(self, home: Path, bootstrap: str) -> None:
+        self.home = home
+        self.bootstrap = bootstrap
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "control-plane.out"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FLYWHEEL_HOME": str(self.home),
+            "FLYWHEEL_KAFKA_BOOTSTRAP": self.bootstrap,
+            "FLYWHEEL_API_PORT": str(self.port),
+            "FLYWHEEL_PARTITIONS": "2",
+        }
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli.main", "up"],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"control plane exited: {self.log_path.read_text()[-3000:]}")
+            if self._healthy() and (self.home / "run" / "cli.token").exists():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"control plane did not start: {self.log_path.read_text()[-3000:]}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @property
+    def admin_token(self) -> str:
+        return (self.home / "run" / "cli.token").read_text().strip()
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin_token}"}
+
+    def status(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/v1/status", headers=self.headers(), timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 60) -> dict:
+        """Poll /v1/status until ``predicate(status)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            last = self.status()
+            if predicate(last):
+                return last
+            time.sleep(0.25)
+        raise AssertionError(f"condition not met within {timeout_s} s; last status: {last}")
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def query(self, sql: str) -> list[tuple]:
+        """Read the DuckDB file directly; the control plane must be stopped first."""
+        connection = duckdb.connect(str(self.home / "flywheel.duckdb"), read_only=True)
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def control_plane(home: Path, broker: EmbeddedBroker) -> Iterator[ControlPlaneProcess]:
+    plane = ControlPlaneProcess(home, broker.bootstrap)
+    plane.start()
+    yield plane
+    if plane.process is not None and plane.process.poll() is None:
+        plane.process.kill()
+        plane.process.wait(10)
+
+
+def stored(status: dict[str, Any], event_type: str) -> int:
+    return int(status["events"][event_type]["stored"])
+
+
+def rejected(status: dict[str, Any], event_type: str) -> int:
+    return int(status["events"][event_type]["rejected"])
+
+
+def dump(event: Any) -> str:
+    return json.dumps(event)

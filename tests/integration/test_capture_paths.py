@@ -1,0 +1,169 @@
+"""Events reach DuckDB through every capture path: HTTP, a foreign Kafka client, import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.topics import CORRECTIONS, DEADLETTER, FEEDBACK, INFERENCE
+from tests.integration.conftest import ControlPlaneProcess, rejected, stored
+
+pytestmark = pytest.mark.integration
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def inference(event_id: str, task: str = "spam", **extra: object) -> dict:
+    return {
+        "type": "inference", "event_id": event_id, "occurred_at": now(), "task": task,
+        "input": f"input of {event_id}", "output": "ham", "base_model": "smollm2", **extra,
+    }  # fmt: skip
+
+
+def app_token(plane: ControlPlaneProcess, role: str = "app") -> str:
+    response = httpx.post(
+        f"{plane.url}/v1/tokens", json={"role": role, "name": "test"}, headers=plane.headers()
+    )
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 20) -> list[dict]:
+    """Every message of ``topic`` (no consumer group: partitions assigned by hand)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    messages: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            messages.extend(json.loads(m.value) for m in batch)
+    consumer.close()
+    return messages
+
+
+def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
+    token = app_token(control_plane)
+    events = [
+        inference("http-1"),
+        {"type": "feedback", "event_id": "http-2", "occurred_at": now(), "task": "spam",
+         "inference_id": "http-1", "signal": "thumbs_down"},
+        {"type": "correction", "event_id": "http-3", "occurred_at": now(), "task": "spam",
+         "inference_id": "http-1", "corrected_output": "spam", "reviewer": "ana"},
+        inference("http-4", input="bad\u0000input"),
+        {"type": "feedback", "event_id": "http-5", "occurred_at": now(), "task": "spam",
+         "inference_id": "http-1", "signal": "rating"},
+    ]  # fmt: skip
+    response = httpx.post(
+        f"{control_plane.url}/v1/events", json={"events": events},
+        headers=control_plane.headers(token),
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (3, 2)
+    by_id = {r["event_id"]: r for r in body["results"]}
+    assert by_id["http-4"]["status"] == "rejected" and "NUL" in by_id["http-4"]["reason"]
+    assert "rating" in by_id["http-5"]["reason"]
+
+    status = control_plane.wait_for(
+        lambda s: stored(s, "inference") == 1 and stored(s, "correction") == 1
+        and stored(s, "feedback") == 1
+    )
+    assert rejected(status, "inference") == 1 and rejected(status, "feedback") == 1
+    assert status["tasks"]["spam"]["ground_truth"] == 1
+
+    dead = read_topic(control_plane.bootstrap, DEADLETTER, expected=2)
+    assert {d["event_id"] for d in dead} == {"http-4", "http-5"}
+    assert all(d["reason"] for d in dead)
+
+    assert control_plane.stop() == 0
+    rows = control_plane.query("SELECT event_id, reason, raw FROM rejected_events ORDER BY 1")
+    assert [r[0] for r in rows] == ["http-4", "http-5"]
+    assert b"bad\\u0000input" in rows[0][2]  # the raw payload is kept for the operator
+    truth = control_plane.query("SELECT inference_id, output, source FROM ground_truth")
+    assert truth == [("http-1", "spam", "correction")]
+
+
+def test_http_refuses_missing_wrong_role_and_oversized(control_plane):
+    url = f"{control_plane.url}/v1/events"
+    body = {"events": [inference("x")]}
+    assert httpx.post(url, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    reviewer = app_token(control_plane, role="reviewer")
+    denied = httpx.post(url, json=body, headers=control_plane.headers(reviewer))
+    assert denied.status_code == 403 and "app" in denied.json()["detail"]
+
+    token = app_token(control_plane)
+    huge = {"events": [inference(f"big-{i}", input="x" * 30_000) for i in range(300)]}
+    too_big = httpx.post(url, json=huge, headers=control_plane.headers(token))
+    assert too_big.status_code == 413 and "limit" in too_big.json()["detail"]
+    many = {"events": [inference(f"many-{i}") for i in range(1001)]}
+    too_many = httpx.post(url, json=many, headers=control_plane.headers(token))
+    assert too_many.status_code == 413 and "1000" in too_many.json()["detail"]
+    not_json = httpx.post(url, content=b"{nope", headers=control_plane.headers(token))
+    assert not_json.status_code == 400
+    assert httpx.get(f"{control_plane.url}/healthz").status_code == 200  # no token needed
+
+
+def test_confluent_kafka_producer_following_the_json_schemas(control_plane):
+    """librdkafka, a client independent of the service's own, writes per the published schema."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    schema = json.loads(Path("schemas/inference.schema.json").read_text())
+    producer = confluent_kafka.Producer({"bootstrap.servers": control_plane.bootstrap})
+    for i in range(50):
+        event = {key: inference(f"rdk-{i}")[key] for key in schema["required"]}
+        event["type"] = "inference"
+        producer.produce(INFERENCE, json.dumps(event).encode(), key=b"spam")
+    producer.produce(FEEDBACK, json.dumps({
+        "type": "feedback", "event_id": "rdk-fb", "occurred_at": now(), "task": "spam",
+        "inference_id": "rdk-0", "signal": "accepted",
+    }).encode())  # fmt: skip
+    # Malformed and oversized events from a foreign producer: dead-lettered, never blocking.
+    producer.produce(INFERENCE, b"\xff\xfe not json at all")
+    producer.produce(CORRECTIONS, json.dumps(inference("wrong-topic")).encode())
+    producer.produce(INFERENCE, json.dumps(inference("huge", input="y" * 200_000)).encode())
+    producer.produce(INFERENCE, json.dumps(inference("after-bad")).encode())
+    assert producer.flush(20) == 0
+
+    status = control_plane.wait_for(
+        lambda s: stored(s, "inference") == 51 and stored(s, "feedback") == 1
+        and rejected(s, "inference") + rejected(s, "correction") == 3
+    )
+    assert status["tasks"]["spam"]["ground_truth"] == 1
+    reasons = " | ".join(r["reason"] for r in status["top_rejection_reasons"])
+    assert "Invalid JSON" in reasons
+    assert "send it to flywheel.inference" in reasons
+    assert "the limit is" in reasons
+
+    dead = read_topic(control_plane.bootstrap, DEADLETTER, expected=3)
+    assert {d["source"] for d in dead} == {"kafka:flywheel.inference", "kafka:flywheel.corrections"}
+    assert any(d["raw_encoding"] == "base64" for d in dead)
+
+
+def test_import_jsonl_goes_through_kafka_and_is_idempotent(control_plane, tmp_path):
+    data = tmp_path / "examples.jsonl"
+    lines = [json.dumps({"input": f"question {i}", "output": f"answer {i}"}) for i in range(40)]
+    data.write_text("\n".join([*lines, "{broken", json.dumps({"input": "no output"})]) + "\n")
+    command = [sys.executable, "-m", "services.cli.main", "import", "faq", "--data", str(data)]
+    for _ in range(2):  # importing the same file twice stores each example once
+        result = subprocess.run(command, env=control_plane.env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "40 valid, 2 will be rejected" in result.stdout
+    status = control_plane.wait_for(
+        lambda s: s["tasks"].get("faq", {}).get("ground_truth") == 40
+        # each delivery of a bad line is its own dead-letter record: 2 lines x 2 imports
+        and rejected(s, "inference") == 4
+        and s["service"]["ingest"]["duplicates_ignored"] >= 40
+    )
+    assert stored(status, "inference") == 40
