@@ -61,19 +61,18 @@ class Rejection:
         raw: bytes,
         event_type: str | None = None,
     ) -> Rejection:
-        """Build a rejection, salvaging type, task and id from the payload where readable;
-        ``event_type`` is the type the channel carries (a topic's), used when unreadable."""
+        """Build a rejection, salvaging task and id from the payload where readable.
+        ``event_type`` is the type its channel carries (a topic's); else the payload's claim."""
         task = event_id = None
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             obj = None
         if isinstance(obj, dict):
-            event_type, task, event_id = (
-                _short(obj.get("type")),
-                _short(obj.get("task")),
-                _short(obj.get("event_id")),
-            )
+            task, event_id = _short(obj.get("task")), _short(obj.get("event_id"))
+            claimed = obj.get("type")
+            if event_type is None and claimed in TABLE_OF_TYPE:
+                event_type = claimed
         return cls(rejection_id, source, reason, raw, event_type, task, event_id)
 
 

@@ -1,0 +1,56 @@
+"""Decoding raw Kafka records: every record becomes an event or an explained rejection."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from feedback.importer import import_records
+from feedback.ingest import RawRecord, deadletter_message, decode_records
+from schemas.topics import CORRECTIONS, INFERENCE
+
+
+def event_bytes(event_id: str) -> bytes:
+    return json.dumps({
+        "type": "inference", "event_id": event_id, "occurred_at": "2026-11-01T10:00:00Z",
+        "task": "spam", "input": "hi", "output": "ham", "base_model": "smollm2",
+    }).encode()  # fmt: skip
+
+
+def test_good_bad_and_misrouted_records():
+    batch = decode_records([
+        RawRecord(INFERENCE, 0, 10, event_bytes("ok")),
+        RawRecord(INFERENCE, 0, 11, b"{not json"),
+        RawRecord(INFERENCE, 1, 3, None),
+        RawRecord(CORRECTIONS, 0, 5, event_bytes("misrouted")),
+        RawRecord("other.topic", 0, 1, event_bytes("stray")),
+    ])  # fmt: skip
+    assert [e.event_id for e in batch.events] == ["ok"]
+    rejected = {r.rejection_id: r for r in batch.rejections}
+    assert set(rejected) == {
+        f"{INFERENCE}:0:11", f"{INFERENCE}:1:3", f"{CORRECTIONS}:0:5", "other.topic:0:1"
+    }
+    assert rejected[f"{INFERENCE}:0:11"].event_type == "inference"  # known from its topic
+    assert "null value" in rejected[f"{INFERENCE}:1:3"].reason
+    assert "send it to flywheel.inference" in rejected[f"{CORRECTIONS}:0:5"].reason
+    assert rejected[f"{CORRECTIONS}:0:5"].event_id == "misrouted"
+
+
+def test_deadletter_message_keeps_binary_payloads():
+    batch = decode_records([RawRecord(INFERENCE, 0, 1, b"\xff\x00garbage")])
+    message = json.loads(deadletter_message(batch.rejections[0]))
+    assert message["raw_encoding"] == "base64"
+    assert base64.b64decode(message["raw"]) == b"\xff\x00garbage"
+    assert message["reason"] and message["source"] == f"kafka:{INFERENCE}"
+
+
+def test_import_ids_are_content_hashes_and_bad_lines_are_flagged():
+    lines = ['{"input": "q", "output": "a"}', "", "{oops", '{"input": "q", "output": "a"}',
+             '{"input": "only"}']  # fmt: skip
+    records = list(import_records(lines, task="faq", source="faq.jsonl"))
+    assert [r.line_number for r in records] == [1, 3, 4, 5]
+    first, broken, again, missing = records
+    assert json.loads(first.value)["event_id"] == json.loads(again.value)["event_id"]
+    assert first.problem is None and json.loads(first.value)["origin"] == "import"
+    assert "not JSON" in broken.problem
+    assert "output" in missing.problem
