@@ -36,6 +36,7 @@ class DecodedBatch:
 def decode_records(records: Iterable[RawRecord]) -> DecodedBatch:
     """Validate each record against the event type its topic carries."""
     batch = DecodedBatch()
+    now = datetime.now(UTC)
     for record in records:
         expected = TYPE_OF_TOPIC.get(record.topic)
         source = f"kafka:{record.topic}"
@@ -53,7 +54,7 @@ def decode_records(records: Iterable[RawRecord]) -> DecodedBatch:
                 rejection_id=rejection_id, source=source, reason=reason, raw=record.value
             ))  # fmt: skip
             continue
-        result = parse_event(record.value, expected_type=expected)
+        result = parse_event(record.value, expected_type=expected, now=now)
         if isinstance(result, Invalid):
             batch.rejections.append(Rejection.of(
                 rejection_id=rejection_id, source=source, reason=result.reason, raw=record.value,

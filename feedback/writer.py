@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
+from pydantic_core import to_json
 
 from schemas import CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEvent
 
@@ -145,7 +146,7 @@ def _insert_or_ignore(connection: duckdb.DuckDBPyConnection, table: str, rows: l
 def _row(event: EventEnvelope, now: datetime) -> tuple:
     occurred = event.occurred_at.astimezone(UTC).replace(tzinfo=None)
     if isinstance(event, InferenceEvent):
-        metadata = json.dumps(event.metadata, separators=(",", ":")) if event.metadata else None
+        metadata = to_json(event.metadata).decode() if event.metadata else None
         return (
             event.event_id, event.task, event.input, event.output, event.base_model,
             event.adapter_id, event.latency_ms, event.mean_logprob, event.origin, metadata,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.events import MAX_TEXT_CHARS, Event, EventEnvelope
+from schemas.events import MAX_CLOCK_SKEW, MAX_TEXT_CHARS, NO_NUL_PATTERN, Event, EventEnvelope
 
 MAX_EVENT_BYTES = 4 * MAX_TEXT_CHARS + 16_384
 """Largest serialised event accepted: input, output and a correction at their limits, plus room."""
@@ -27,6 +28,12 @@ def explain(error: ValidationError) -> str:
     for item in error.errors(include_url=False, include_input=False)[:5]:
         location = ".".join(str(p) for p in item["loc"]) or "event"
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "string_pattern_mismatch" and item.get("ctx", {}).get("pattern") == (
+            NO_NUL_PATTERN
+        ):
+            message = "must not contain NUL bytes (\\x00)"
+        elif item["type"] == "timezone_aware":
+            message = "must carry a time zone, for example 2026-01-31T12:00:00Z"
         parts.append(f"{location}: {message}")
     more = error.error_count() - len(parts)
     if more > 0:
@@ -34,8 +41,11 @@ def explain(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes | str, *, expected_type: str | None = None) -> EventEnvelope | Invalid:
-    """Validate one JSON-encoded event; ``expected_type`` is the type its topic carries."""
+def parse_event(
+    raw: bytes | str, *, expected_type: str | None = None, now: datetime | None = None
+) -> EventEnvelope | Invalid:
+    """Validate one JSON-encoded event; ``expected_type`` is the type its topic carries.
+    Pass ``now`` when validating a batch: reading the clock per event is measurable."""
     size = len(raw)
     if size > MAX_EVENT_BYTES:
         return Invalid(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
@@ -48,10 +58,12 @@ def parse_event(raw: bytes | str, *, expected_type: str | None = None) -> EventE
             f"type: a '{event.type}' event was sent to the '{expected_type}' topic; "
             f"send it to flywheel.{_topic_suffix(event.type)}"
         )
-    return event
+    return _clock_checked(event, now)
 
 
-def parse_object(obj: object, *, expected_type: str | None = None) -> EventEnvelope | Invalid:
+def parse_object(
+    obj: object, *, expected_type: str | None = None, now: datetime | None = None
+) -> EventEnvelope | Invalid:
     """Validate one already-decoded event (for example an item of an HTTP batch)."""
     try:
         event = _EVENT_ADAPTER.validate_python(obj)
@@ -59,6 +71,15 @@ def parse_object(obj: object, *, expected_type: str | None = None) -> EventEnvel
         return Invalid(explain(error))
     if expected_type is not None and event.type != expected_type:
         return Invalid(f"type: expected a '{expected_type}' event, got '{event.type}'")
+    return _clock_checked(event, now)
+
+
+def _clock_checked(event: EventEnvelope, now: datetime | None) -> EventEnvelope | Invalid:
+    """A time far in the future is a producer's clock bug; it would corrupt every window."""
+    if event.occurred_at > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
+        return Invalid(
+            "occurred_at: is more than an hour in the future; check the producer's clock"
+        )
     return event
 
 

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from feedback.ingest import DecodedBatch, RawRecord, deadletter_message, decode_records
@@ -45,6 +46,14 @@ class IngestCounters:
             self.stored[event_type] = self.stored.get(event_type, 0) + count
         self.duplicates += result.duplicates
         self.rejected += result.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    decoded: DecodedBatch
+    offsets: dict[TopicPartition, int]
+    """Next offset to read per partition: committed once the batch is in DuckDB."""
+    ranges: dict[TopicPartition, tuple[int, int]]
 
 
 class IngestAgent:
@@ -88,31 +97,56 @@ class IngestAgent:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Two stages joined by a one-slot queue: while DuckDB writes batch N on the store
+        thread, the loop fetches and validates batch N+1. Writes and commits stay in order."""
+        decoded: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._write_stage(decoded), name="ingest-writer")
         try:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not writer.done():
                 records = await self._consumer.getmany(
                     timeout_ms=self.max_wait_ms, max_records=self.max_records
                 )
                 if records:
-                    await self.process(records)
+                    await decoded.put(await self._decode(records))
+            if not writer.done():
+                await decoded.put(None)
+            await writer  # re-raises a failure of the write stage
         finally:
+            writer.cancel()
             await self._consumer.stop()
 
     async def process(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Validate, dead-letter, store and commit one batch (both stages, in sequence)."""
+        await self._store_and_commit(await self._decode(records))
+
+    async def _decode(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> _Batch:
         raw = [
             RawRecord(tp.topic, tp.partition, m.offset, m.value)
             for tp, messages in records.items()
             for m in messages
         ]
         # Validation is CPU work; a thread keeps the loop (and the HTTP API) responsive.
-        decoded = await asyncio.to_thread(decode_records, raw)
-        if decoded.rejections:
-            await self.publish_deadletter(decoded.rejections)
-        result = await self._write(decoded, records)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items()}
+        ranges = {tp: (msgs[0].offset, msgs[-1].offset) for tp, msgs in records.items()}
+        return _Batch(await asyncio.to_thread(decode_records, raw), offsets, ranges)
+
+    async def _write_stage(self, queue: asyncio.Queue[_Batch | None]) -> None:
+        while (batch := await queue.get()) is not None:
+            await self._store_and_commit(batch)
+
+    async def _store_and_commit(self, batch: _Batch) -> None:
+        if batch.decoded.rejections:
+            await self.publish_deadletter(batch.decoded.rejections)
+        result = await self._write(batch.decoded, batch.ranges)
         self.counters.add(result)
-        await self._consumer.commit({
-            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in records.items()
-        })  # fmt: skip
+        try:
+            await self._consumer.commit({
+                tp: OffsetAndMetadata(offset, "") for tp, offset in batch.offsets.items()
+            })  # fmt: skip
+        except CommitFailedError as error:
+            # The group rebalanced meanwhile: the batch is stored, and the partition's new
+            # owner re-reads it; the writer's idempotency makes that harmless.
+            log.warning("offset commit after a rebalance failed (%s); events are stored", error)
 
     async def publish_deadletter(self, rejections: list[Rejection]) -> None:
         sends = [
@@ -128,7 +162,7 @@ class IngestAgent:
             log.warning("... and %d more rejections in this batch", len(rejections) - 20)
 
     async def _write(
-        self, decoded: DecodedBatch, records: dict[TopicPartition, list[ConsumerRecord]]
+        self, decoded: DecodedBatch, ranges: dict[TopicPartition, tuple[int, int]]
     ) -> WriteResult:
         """Write with retries; a batch the store keeps refusing is split so one bad row
         becomes a rejection instead of blocking its partition."""
@@ -137,8 +171,8 @@ class IngestAgent:
                 return await self.store.call(write_batch, decoded.events, decoded.rejections)
             except Exception as error:
                 where = ", ".join(
-                    f"{tp.topic}[{tp.partition}]@{msgs[0].offset}-{msgs[-1].offset}"
-                    for tp, msgs in records.items()
+                    f"{tp.topic}[{tp.partition}]@{first}-{last}"
+                    for tp, (first, last) in ranges.items()
                 )
                 log.error("store write failed for %s: %s", where, error)
                 if delay is None:
