@@ -93,4 +93,84 @@ MIGRATIONS: list[tuple[int, str, str]] = [
            OR i.event_id IN (SELECT inference_id FROM feedback WHERE signal = 'accepted');
         """,
     ),
+    (
+        2,
+        "tasks, snapshots with lineage, regression set, adapters, champions, cycles, audit",
+        """
+        CREATE TABLE tasks (
+            name        VARCHAR PRIMARY KEY,
+            spec        VARCHAR NOT NULL,   -- JSON of training.tasks.TaskSpec
+            created_at  TIMESTAMP NOT NULL,
+            updated_at  TIMESTAMP NOT NULL
+        );
+        CREATE TABLE snapshots (
+            snapshot_id   VARCHAR PRIMARY KEY,  -- content hash of its examples
+            task          VARCHAR NOT NULL,
+            created_at    TIMESTAMP NOT NULL,
+            path          VARCHAR NOT NULL,     -- Parquet file the trainer reads
+            n_train       INTEGER NOT NULL,
+            n_eval        INTEGER NOT NULL,
+            n_regression  INTEGER NOT NULL,
+            n_new         INTEGER NOT NULL,
+            stats         VARCHAR NOT NULL      -- JSON: dropped, duplicates, conflicts
+        );
+        CREATE TABLE snapshot_examples (
+            snapshot_id   VARCHAR NOT NULL,
+            inference_id  VARCHAR NOT NULL,
+            split         VARCHAR NOT NULL,     -- train | eval
+            is_new        BOOLEAN NOT NULL,
+            is_regression BOOLEAN NOT NULL,
+            source        VARCHAR NOT NULL,     -- correction | edit | accepted | import
+            output_hash   VARCHAR NOT NULL
+        );
+        CREATE TABLE regression_examples (
+            task          VARCHAR NOT NULL,
+            inference_id  VARCHAR NOT NULL,
+            added_at      TIMESTAMP NOT NULL,
+            reason        VARCHAR NOT NULL,
+            PRIMARY KEY (task, inference_id)
+        );
+        CREATE TABLE adapters (
+            adapter_id      VARCHAR PRIMARY KEY,  -- content hash of the weights
+            task            VARCHAR NOT NULL,
+            base_model      VARCHAR NOT NULL,
+            parent_adapter  VARCHAR,
+            snapshot_id     VARCHAR NOT NULL,
+            path            VARCHAR NOT NULL,
+            metadata        VARCHAR NOT NULL,     -- JSON: hyperparameters, training metrics
+            created_at      TIMESTAMP NOT NULL
+        );
+        CREATE TABLE champion_history (
+            task        VARCHAR NOT NULL,
+            adapter_id  VARCHAR,                  -- NULL: the base model
+            since       TIMESTAMP NOT NULL,
+            until       TIMESTAMP,                -- NULL: still the champion
+            actor       VARCHAR NOT NULL,
+            action      VARCHAR NOT NULL,         -- promote | approve | rollback
+            reason      VARCHAR
+        );
+        CREATE TABLE cycles (
+            cycle_id          VARCHAR PRIMARY KEY,
+            task              VARCHAR NOT NULL,
+            state             VARCHAR NOT NULL,   -- snapshot|training|evaluating|decided|failed
+            trigger           VARCHAR NOT NULL,
+            started_at        TIMESTAMP NOT NULL,
+            updated_at        TIMESTAMP NOT NULL,
+            lease_expires_at  TIMESTAMP,
+            snapshot_id       VARCHAR,
+            adapter_id        VARCHAR,
+            verdict           VARCHAR,            -- promote | reject | await_approval
+            decision          VARCHAR,            -- JSON: reasons and evidence
+            progress          VARCHAR,            -- JSON: step, total, phase
+            error             VARCHAR
+        );
+        CREATE TABLE audit_log (
+            logged_at TIMESTAMP NOT NULL,
+            actor     VARCHAR NOT NULL,
+            action   VARCHAR NOT NULL,
+            task     VARCHAR,
+            details  VARCHAR
+        );
+        """,
+    ),
 ]

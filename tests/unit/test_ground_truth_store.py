@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedback.exceptions import StoreLockedError
+from feedback.migrations import MIGRATIONS
 from feedback.store import connect, schema_version
 from feedback.writer import Rejection, dedupe, write_batch
 from schemas import CorrectionEvent, FeedbackEvent, InferenceEvent
@@ -46,8 +47,8 @@ def test_migrations_are_applied_once(tmp_path):
     path = tmp_path / "store.duckdb"
     connect(path).close()
     again = connect(path)
-    assert schema_version(again) == 1
-    assert again.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+    assert schema_version(again) == MIGRATIONS[-1][0]
+    assert again.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
     again.close()
 
 
