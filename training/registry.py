@@ -1,0 +1,185 @@
+"""The adapter registry: adapters with lineage, and each task's champion alias with history.
+
+The champion is a row in ``champion_history`` with ``until IS NULL``; changing it closes that
+row and opens another in one transaction, so "what was live at time T" is one query. Adapter
+ids are content hashes of their weights, so an id always means the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+
+class RegistryError(Exception):
+    """A registry change that cannot be made; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterRecord:
+    adapter_id: str
+    task: str
+    base_model: str
+    parent_adapter: str | None
+    snapshot_id: str
+    path: Path
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def register_adapter(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    adapter_id: str,
+    task: str,
+    base_model: str,
+    parent_adapter: str | None,
+    snapshot_id: str,
+    path: Path,
+    metadata: dict[str, Any],
+) -> None:
+    """Record a trained adapter; registering the same content again is a no-op."""
+    connection.execute(
+        "INSERT OR IGNORE INTO adapters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [adapter_id, task, base_model, parent_adapter, snapshot_id, str(path),
+         json.dumps(metadata), _now()],
+    ).fetchall()  # fmt: skip
+
+
+def get_adapter(connection: duckdb.DuckDBPyConnection, adapter_id: str) -> AdapterRecord | None:
+    row = connection.execute("SELECT * FROM adapters WHERE adapter_id = ?", [adapter_id]).fetchone()
+    if row is None:
+        return None
+    return AdapterRecord(row[0], row[1], row[2], row[3], row[4], Path(row[5]), json.loads(row[6]),
+                         row[7])  # fmt: skip
+
+
+def list_adapters(
+    connection: duckdb.DuckDBPyConnection, task: str | None = None
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        """
+        SELECT a.adapter_id, a.task, a.parent_adapter, a.snapshot_id, a.created_at, a.metadata,
+               (c.adapter_id IS NOT NULL) AS is_champion
+        FROM adapters a
+        LEFT JOIN champion_history c ON c.adapter_id = a.adapter_id AND c.until IS NULL
+        WHERE ? IS NULL OR a.task = ?
+        ORDER BY a.created_at
+        """,
+        [task, task],
+    ).fetchall()
+    return [
+        {"adapter_id": r[0], "task": r[1], "parent_adapter": r[2], "snapshot_id": r[3],
+         "created_at": r[4].isoformat(), "metrics": json.loads(r[5]).get("eval", {}),
+         "champion": bool(r[6])}
+        for r in rows
+    ]  # fmt: skip
+
+
+def champion(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:
+    """The task's live adapter id; None means the base model serves it."""
+    row = connection.execute(
+        "SELECT adapter_id FROM champion_history WHERE task = ? AND until IS NULL", [task]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def champion_at(connection: duckdb.DuckDBPyConnection, task: str, when: datetime) -> str | None:
+    """Which adapter was live at ``when`` (None: the base model)."""
+    when = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    row = connection.execute(
+        "SELECT adapter_id FROM champion_history WHERE task = ? AND since <= ? "
+        "AND (until IS NULL OR until > ?) ORDER BY since DESC LIMIT 1",
+        [task, when, when],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def champion_history(connection: duckdb.DuckDBPyConnection, task: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        "SELECT adapter_id, since, until, actor, action, reason FROM champion_history "
+        "WHERE task = ? ORDER BY since",
+        [task],
+    ).fetchall()
+    return [
+        {"adapter_id": r[0], "since": r[1].isoformat(), "until": r[2] and r[2].isoformat(),
+         "actor": r[3], "action": r[4], "reason": r[5]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def set_champion(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    task: str,
+    adapter_id: str | None,
+    actor: str,
+    action: str,
+    reason: str,
+) -> dict[str, Any]:
+    """Move the task's champion alias; returns the promotion message to publish."""
+    if adapter_id is not None:
+        record = get_adapter(connection, adapter_id)
+        if record is None or record.task != task:
+            raise RegistryError(f"no adapter {adapter_id} for task {task}")
+    previous = champion(connection, task)
+    now = _now()
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(
+            "UPDATE champion_history SET until = ? WHERE task = ? AND until IS NULL", [now, task]
+        )
+        connection.execute(
+            "INSERT INTO champion_history VALUES (?, ?, ?, NULL, ?, ?, ?)",
+            [task, adapter_id, now, actor, action, reason],
+        )
+        details = {"adapter_id": adapter_id, "previous": previous, "reason": reason}
+        audit(connection, actor=actor, action=action, task=task, details=details)
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    return {"task": task, "adapter_id": adapter_id, "previous_adapter_id": previous,
+            "action": action, "actor": actor, "at": now.isoformat() + "Z"}  # fmt: skip
+
+
+def rollback_target(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:
+    """The champion that the current one replaced (None: the base model). Rollbacks undo
+    promotions in order, so rolling back twice goes two promotions back, not in a circle."""
+    rows = connection.execute(
+        "SELECT adapter_id, action FROM champion_history WHERE task = ? ORDER BY since", [task]
+    ).fetchall()
+    if not rows or (len(rows) == 1 and rows[0][0] is None):
+        raise RegistryError(f"task {task} has no promoted adapter; nothing to roll back")
+    stack: list[str | None] = [None]
+    for adapter_id, action in rows:
+        if action == "rollback":
+            stack.pop()
+        else:
+            stack.append(adapter_id)
+    if len(stack) < 2:
+        raise RegistryError(f"task {task} is already on the base model; nothing to roll back")
+    return stack[-2]
+
+
+def audit(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    actor: str,
+    action: str,
+    task: str | None,
+    details: dict[str, Any],
+) -> None:
+    connection.execute(
+        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+        [_now(), actor, action, task, json.dumps(details, default=str)],
+    )
