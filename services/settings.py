@@ -48,6 +48,20 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Longest the ingest waits to fill a batch (latency bound)."
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    base_model: str | None = Field(
+        default=None,
+        description="A local Hugging Face model directory; unset uses the bundled "
+        "SmolLM2-135M-Instruct, converted once into FLYWHEEL_HOME/models.",
+    )
+    scheduler_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the scheduler checks the tasks' triggers."
+    )
+    cycle_lease_s: float = Field(
+        default=120.0, gt=5, description="A cycle whose runner is silent this long is failed."
+    )
+    cycle_timeout_s: float = Field(
+        default=3600.0, gt=0, description="Longest a training+evaluation run may take."
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -68,6 +82,22 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "snapshots"
+
+    @property
+    def cycles_dir(self) -> Path:
+        return self.home / "cycles"
 
     @property
     def bootstrap(self) -> str:

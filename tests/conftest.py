@@ -33,3 +33,6 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "flywheel-home"
     path.mkdir()
     return path
+
+
+from tests.model_fixtures import tiny_model_dir  # noqa: E402,F401  (a session fixture)

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from services.cli import learning
+from services.cli.local_store import fail, load_settings
 from services.settings import Settings
 
 app = typer.Typer(help="Flywheel: production outputs and corrections in, better adapters out.",
@@ -21,21 +23,13 @@ schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(token_app, name="token")
+app.add_typer(learning.task_app, name="task")
+app.add_typer(learning.cycle_app, name="cycle")
+app.add_typer(learning.adapters_app, name="adapters")
+for command in (learning.promote, learning.approve, learning.reject, learning.rollback):
+    app.command()(command)
 console = Console()
 errors = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as error:  # pydantic's message names the variable to fix
-        errors.print(f"[red]invalid configuration:[/red] {error}")
-        raise typer.Exit(2) from error
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -47,12 +41,12 @@ def up() -> None:
     from services.errors import ServiceError
     from services.logging_setup import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.home / "logs" / "flywheel.log")
     try:
         run(settings)
     except (ServiceError, FeedbackError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
 
 
 @app.command()
@@ -60,7 +54,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Stored and rejected events per event type and per task."""
-    summary = _status_summary(_settings())
+    summary = _status_summary(load_settings())
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
         return
@@ -79,7 +73,7 @@ def _status_summary(settings: Settings) -> dict[str, Any]:
     try:
         connection = connect(settings.db_path, read_only=True)
     except FeedbackError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     try:
         summary = store_summary(connection)
     finally:
@@ -123,15 +117,15 @@ def import_examples(
 
     from feedback.importer import import_records
 
-    settings = _settings()
+    settings = load_settings()
     if not data.is_file():
-        raise _fail(f"{data} is not a file")
+        raise fail(f"{data} is not a file")
     lines = data.read_text(encoding="utf-8", errors="replace").splitlines()
     try:
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
                                  max_block_ms=5_000, client_id="flywheel-import")  # fmt: skip
     except KafkaError as error:
-        raise _fail(
+        raise fail(
             f"cannot reach Kafka at {settings.bootstrap} ({error}): start the service first "
             "(flywheel up) or set FLYWHEEL_KAFKA_BOOTSTRAP"
         ) from error
@@ -149,7 +143,7 @@ def import_examples(
         failed = sum(1 for f in futures if f.failed())
     producer.close()
     if failed:
-        raise _fail(
+        raise fail(
             f"{failed} of {sent} examples were not delivered to Kafka; run the import again"
         )
     console.print(f"sent {sent} examples of task [bold]{task}[/bold] to Kafka; "
@@ -179,8 +173,8 @@ def token_create(
     from services.control_plane.tokens import ROLES, create_token
 
     if role not in ROLES:
-        raise _fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", 2)
-    settings = _settings()
+        raise fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", 2)
+    settings = load_settings()
     client = ControlPlaneClient.discover(settings)
     if client is not None:
         token = client.post("/v1/tokens", {"role": role, "name": name})["token"]
@@ -188,7 +182,7 @@ def token_create(
         try:
             connection = connect(settings.db_path)
         except FeedbackError as error:
-            raise _fail(str(error)) from error
+            raise fail(str(error)) from error
         try:
             token = create_token(connection, role=role, name=name)
         finally:

@@ -20,13 +20,16 @@ from aiokafka import AIOKafkaProducer
 
 from services.broker import EmbeddedBroker, port_is_free
 from services.control_plane.api.main import create_app
+from services.control_plane.cycle_runner import CyclePaths, CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
-from services.control_plane.tokens import load_token_roles, new_token, token_hash
+from services.control_plane.tokens import Principal, load_principals, new_token, token_hash
 from services.errors import PortInUseError
 from services.settings import Settings
 from services.topics import ensure_topics
+from training.cycle_records import recover_stale_cycles
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,8 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         max_body_bytes=settings.max_body_bytes,
         max_batch_events=settings.max_batch_events,
     )
-    state.roles_by_hash = await store.call(load_token_roles)
-    state.roles_by_hash[token_hash(cli_token := new_token())] = "admin"
+    state.principals = await store.call(load_principals)
+    state.principals[token_hash(cli_token := new_token())] = Principal("admin", "local-cli")
     _write_private(settings.run_dir / "cli.token", cli_token)
     agent = IngestAgent(
         bootstrap=settings.bootstrap,
@@ -98,6 +101,25 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         max_wait_ms=settings.ingest_max_wait_ms,
     )
     state.agent = agent
+    state.cycles = CycleRunner(
+        store=store,
+        producer=producer,
+        paths=CyclePaths(
+            base_model=settings.base_model,
+            models_dir=settings.models_dir,
+            adapters_dir=settings.adapters_dir,
+            snapshots_dir=settings.snapshots_dir,
+            cycles_dir=settings.cycles_dir,
+        ),
+        lease_s=settings.cycle_lease_s,
+        timeout_s=settings.cycle_timeout_s,
+    )
+    recovered = await store.call(recover_stale_cycles, all_active=True)
+    if recovered:
+        log.warning("cycles interrupted by the last shutdown marked failed: %s", recovered)
+    state.scheduler = RetrainingScheduler(
+        store=store, runner=state.cycles, interval_s=settings.scheduler_interval_s
+    )
     server = _LoopServer(uvicorn.Config(
         create_app(state), host=settings.api_host, port=settings.api_port,
         log_level="warning", access_log=False, lifespan="off",
@@ -109,6 +131,8 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await agent.start()
+        await state.scheduler.refresh_cron_jobs()
+        state.scheduler.start()
         tasks = {
             asyncio.create_task(agent.run(), name="ingest"),
             asyncio.create_task(server.serve(), name="api"),
@@ -123,6 +147,8 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         )  # fmt: skip
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
+        state.scheduler.shutdown()
+        await state.cycles.stop()
         agent.stop()
         server.should_exit = True
         await asyncio.wait(tasks - {t for t in tasks if t.get_name() == "signal"}, timeout=15)

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from services.control_plane.cycle_runner import CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.store_worker import StoreWorker
+from services.control_plane.tokens import Principal
 
 
 @dataclass
@@ -18,4 +21,6 @@ class ControlPlaneState:
     max_body_bytes: int
     max_batch_events: int
     agent: IngestAgent | None = None
-    roles_by_hash: dict[str, str] = field(default_factory=dict)
+    cycles: CycleRunner | None = None
+    scheduler: RetrainingScheduler | None = None
+    principals: dict[str, Principal] = field(default_factory=dict)

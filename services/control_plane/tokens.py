@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -13,6 +14,14 @@ import duckdb
 Role = Literal["app", "reviewer", "operator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "fw_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a token belongs to: its role and the name it was created with (for the audit)."""
+
+    role: str
+    name: str
 
 
 def new_token() -> str:
@@ -35,18 +44,19 @@ def create_token(connection: duckdb.DuckDBPyConnection, *, role: str, name: str)
     return token
 
 
-def load_token_roles(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Hash → role of every live token, for the API's in-memory check."""
+def load_principals(connection: duckdb.DuckDBPyConnection) -> dict[str, Principal]:
+    """Hash → principal of every live token, for the API's in-memory check."""
     rows = connection.execute(
-        "SELECT token_hash, role FROM api_tokens WHERE revoked_at IS NULL"
+        "SELECT token_hash, role, name FROM api_tokens WHERE revoked_at IS NULL"
     ).fetchall()
-    return {h: r for h, r in rows}
+    return {h: Principal(role, name) for h, role, name in rows}
 
 
-def role_of(token: str, roles_by_hash: dict[str, str]) -> str | None:
-    """The token's role, or None; the final comparison runs in constant time."""
+def principal_of(token: str, principals: dict[str, Principal]) -> Principal | None:
+    """The token's principal, or None; each comparison runs in constant time."""
     digest = token_hash(token)
-    for known, role in roles_by_hash.items():
+    found = None
+    for known, principal in principals.items():
         if hmac.compare_digest(known, digest):
-            return role
-    return None
+            found = principal
+    return found

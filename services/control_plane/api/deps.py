@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.control_plane.state import ControlPlaneState
-from services.control_plane.tokens import role_of
+from services.control_plane.tokens import Principal, principal_of
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `flywheel token create`.")
 
@@ -21,33 +21,33 @@ def get_state(request: Request) -> ControlPlaneState:
 State = Annotated[ControlPlaneState, Depends(get_state)]
 
 
-def require_role(*allowed: str) -> Callable[..., str]:
+def require_role(*allowed: str) -> Callable[..., Principal]:
     """A dependency that answers 401 without a valid token and 403 for the wrong role."""
     allowed_roles = {*allowed, "admin"}
 
     def check(
         state: State,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> str:
+    ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "send a token as 'Authorization: Bearer <token>' (flywheel token create)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        role = role_of(credentials.credentials, state.roles_by_hash)
-        if role is None:
+        principal = principal_of(credentials.credentials, state.principals)
+        if principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if role not in allowed_roles:
+        if principal.role not in allowed_roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"a {role} token cannot do this; it needs role "
+                f"a {principal.role} token cannot do this; it needs role "
                 f"{' or '.join(sorted(allowed_roles))}",
             )
-        return role
+        return principal
 
     return check

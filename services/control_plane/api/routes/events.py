@@ -15,6 +15,7 @@ from feedback.writer import Rejection, write_batch
 from schemas import Invalid, parse_object
 from schemas.topics import TOPIC_OF_TYPE
 from services.control_plane.api.deps import State, require_role
+from services.control_plane.tokens import Principal
 
 router = APIRouter(tags=["capture"])
 
@@ -39,7 +40,7 @@ class BatchResult(BaseModel):
     responses={413: {"description": "Body or batch too large"}, 503: {"description": "Kafka down"}},
 )
 async def post_events(
-    request: Request, state: State, _role: Annotated[str, Depends(require_role("app"))]
+    request: Request, state: State, _who: Annotated[Principal, Depends(require_role("app"))]
 ) -> BatchResult:
     """Body: ``{"events": [...]}``, each event as in the published JSON Schemas. Accepted
     events are on their Kafka topic when this returns; rejected ones are in the dead-letter

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from feedback.status import store_summary
 from services.control_plane.api.deps import State, require_role
+from services.control_plane.tokens import Principal
 
 router = APIRouter(tags=["status"])
 
@@ -20,7 +21,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/v1/status", summary="Stored and rejected events per type and task")
 async def get_status(
     state: State,
-    _role: Annotated[str, Depends(require_role("app", "reviewer", "operator"))],
+    _who: Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))],
 ) -> dict[str, Any]:
     summary = await state.store.call(store_summary)
     summary["service"] = {"running": True, "kafka_bootstrap": state.bootstrap}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
 from services.control_plane.api.deps import State, require_role
-from services.control_plane.tokens import ROLES, create_token, token_hash
+from services.control_plane.tokens import ROLES, Principal, create_token, token_hash
 
 router = APIRouter(tags=["tokens"])
 
@@ -26,12 +26,12 @@ class TokenCreated(BaseModel):
 
 @router.post("/v1/tokens", response_model=TokenCreated, summary="Create an API token")
 async def post_token(
-    body: TokenCreate, state: State, _role: Annotated[str, Depends(require_role("admin"))]
+    body: TokenCreate, state: State, _who: Annotated[Principal, Depends(require_role("admin"))]
 ) -> TokenCreated:
     if body.role not in ROLES:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"role must be one of {', '.join(ROLES)}"
         )
     token = await state.store.call(create_token, role=body.role, name=body.name)
-    state.roles_by_hash[token_hash(token)] = body.role
+    state.principals[token_hash(token)] = Principal(body.role, body.name)
     return TokenCreated(role=body.role, name=body.name, token=token)

@@ -1,0 +1,292 @@
+"""CLI commands of the learning loop: tasks, cycles, adapters, promotions, evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from schemas.tasks import GatePolicy, TaskDefinition, Triggers
+from services.cli.local_store import fail, load_settings, via_api_or_store
+from training.cycle_records import get_cycle, list_cycles
+from training.registry import (
+    RegistryError,
+    champion,
+    champion_history,
+    list_adapters,
+    rollback_target,
+    set_champion,
+)
+from training.task_records import TaskExistsError, create_task, get_task, list_tasks
+
+console = Console()
+task_app = typer.Typer(help="Define tasks.", no_args_is_help=True)
+cycle_app = typer.Typer(help="Retraining cycles.", no_args_is_help=True)
+adapters_app = typer.Typer(help="Trained adapters.", no_args_is_help=True)
+
+
+@task_app.command("create")
+def task_create(
+    name: Annotated[str | None, typer.Argument(help="Task name (or give --from-file).")] = None,
+    kind: Annotated[str, typer.Option(help="label or text")] = "label",
+    labels: Annotated[str | None, typer.Option(help="Comma-separated labels.")] = None,
+    instruction: Annotated[str | None, typer.Option(help="What the model is asked to do.")] = None,
+    metric: Annotated[str | None, typer.Option(help="exact_match, token_f1, chrf or nll")] = None,
+    min_new: Annotated[int, typer.Option(help="Retrain after this many new examples.")] = 50,
+    cron: Annotated[str | None, typer.Option(help="Also retrain on this crontab.")] = None,
+    gate_mode: Annotated[str, typer.Option(help="auto or manual promotion.")] = "manual",
+    min_eval_size: Annotated[int, typer.Option(help="Smallest eval set to decide on.")] = 30,
+    min_delta: Annotated[float, typer.Option(help="Required CI lower bound of the gain.")] = 0.0,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="Task YAML.")] = None,
+    replace: Annotated[bool, typer.Option(help="Redefine an existing task.")] = False,
+) -> None:
+    """Create a task from options or from a YAML file."""
+    try:
+        if from_file is not None:
+            definition = TaskDefinition.model_validate(yaml.safe_load(from_file.read_text()))
+        else:
+            if name is None or instruction is None:
+                raise fail("give NAME and --instruction, or --from-file", 2)
+            definition = TaskDefinition(
+                name=name, kind=kind, instruction=instruction, primary_metric=metric,
+                labels=[x.strip() for x in labels.split(",")] if labels else None,
+                triggers=Triggers(min_new_examples=min_new, cron=cron),
+                gate=GatePolicy(mode=gate_mode, min_eval_size=min_eval_size, min_delta=min_delta),
+            )  # fmt: skip
+    except ValidationError as error:
+        raise fail(f"invalid task: {error}", 2) from error
+
+    def local(connection: Any) -> None:
+        try:
+            create_task(connection, definition, replace=replace)
+        except TaskExistsError as error:
+            raise fail(str(error)) from error
+
+    via_api_or_store(
+        load_settings(),
+        api=lambda c: c.post("/v1/tasks", {"task": definition.model_dump(mode="json"),
+                                           "replace": replace}),
+        local=local,
+    )  # fmt: skip
+    console.print(f"task [bold]{definition.name}[/bold] saved ({definition.kind}, "
+                  f"metric {definition.metric}, gate {definition.gate.mode})")  # fmt: skip
+
+
+@task_app.command("list")
+def task_list() -> None:
+    """All tasks."""
+    tasks = via_api_or_store(
+        load_settings(),
+        api=lambda c: c.get("/v1/tasks"),
+        local=lambda db: [t.model_dump(mode="json") for t in list_tasks(db)],
+        read_only=True,
+    )
+    table = Table("task", "kind", "labels", "metric", "trigger", "gate")
+    for t in tasks:
+        definition = TaskDefinition.model_validate(t)
+        table.add_row(definition.name, definition.kind, ",".join(definition.labels or []),
+                      definition.metric,
+                      f"{definition.triggers.min_new_examples} new"
+                      + (f" / {definition.triggers.cron}" if definition.triggers.cron else ""),
+                      definition.gate.mode)  # fmt: skip
+    console.print(table)
+
+
+@task_app.command("show")
+def task_show(name: str) -> None:
+    """One task with its champion and champion history, as JSON."""
+
+    def local(db: Any) -> dict[str, Any]:
+        task = get_task(db, name)
+        if task is None:
+            raise fail(f"no task named {name}")
+        return {**task.model_dump(mode="json"), "champion": champion(db, name),
+                "champion_history": champion_history(db, name)}  # fmt: skip
+
+    shown = via_api_or_store(load_settings(), api=lambda c: c.get(f"/v1/tasks/{name}"),
+                             local=local, read_only=True)  # fmt: skip
+    sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+
+
+@cycle_app.command("run")
+def cycle_run(
+    task: str,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it until it is decided.")] = False,
+) -> None:
+    """Start a retraining cycle now (in the running control plane, or here when it is down)."""
+    from services.cli.control_plane_client import ControlPlaneClient
+
+    settings = load_settings()
+    client = ControlPlaneClient.discover(settings)
+    if client is None:
+        cycle = _run_cycle_here(settings, task)
+    else:
+        try:
+            cycle_id = client.post(f"/v1/tasks/{task}/cycles", {})["cycle_id"]
+        except Exception as error:
+            raise fail(f"could not start a cycle: {_detail(error)}") from error
+        console.print(f"started cycle {cycle_id}")
+        if not wait:
+            return
+        cycle = _follow(lambda: client.get(f"/v1/cycles/{cycle_id}"))
+    _print_cycle(cycle)
+    if cycle["state"] == "failed":
+        raise typer.Exit(1)
+
+
+def _run_cycle_here(settings: Any, task: str) -> dict[str, Any]:
+    from services.control_plane.cycle_runner import CyclePaths, CycleRunner
+    from services.control_plane.store_worker import StoreWorker
+
+    async def run() -> dict[str, Any]:
+        store = StoreWorker(settings.db_path)
+        store.open()
+        try:
+            runner = CycleRunner(
+                store=store, producer=None,
+                paths=CyclePaths(settings.base_model, settings.models_dir, settings.adapters_dir,
+                                 settings.snapshots_dir, settings.cycles_dir),
+                lease_s=settings.cycle_lease_s, timeout_s=settings.cycle_timeout_s,
+            )  # fmt: skip
+            cycle_id = await runner.start(task, trigger="manual (cli)")
+            if cycle_id is None:
+                raise fail(f"task {task} already has a running cycle")
+            console.print(f"running cycle {cycle_id} here (the control plane is not up)")
+            await asyncio.gather(*runner.running.values())
+            return await store.call(get_cycle, cycle_id)
+        finally:
+            store.close()
+
+    from services.control_plane.cycle_runner import CycleError
+
+    try:
+        return asyncio.run(run())
+    except CycleError as error:
+        raise fail(str(error)) from error
+
+
+def _follow(fetch: Any) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("cycle", total=None)
+        while True:
+            cycle = fetch()
+            info = cycle.get("progress") or {}
+            progress.update(bar, description=f"{cycle['state']} {info.get('phase', '')}",
+                            completed=info.get("step", 0), total=info.get("total"))  # fmt: skip
+            if cycle["state"] in ("decided", "failed"):
+                return cycle
+            time.sleep(1.0)
+
+
+def _print_cycle(cycle: dict[str, Any]) -> None:
+    console.print(f"cycle {cycle['cycle_id']} of {cycle['task']}: [bold]{cycle['state']}[/bold]"
+                  + (f", verdict [bold]{cycle['verdict']}[/bold]" if cycle.get("verdict") else ""))
+    if cycle.get("error"):
+        console.print(f"  error: {cycle['error']}")
+    decision = cycle.get("decision") or {}
+    for reason in decision.get("reasons", []):
+        console.print(f"  - {reason}")
+
+
+@cycle_app.command("list")
+def cycle_list(task: Annotated[str | None, typer.Option(help="Only this task.")] = None) -> None:
+    """Recent cycles, newest first."""
+    cycles = via_api_or_store(
+        load_settings(), api=lambda c: c.get("/v1/cycles" + (f"?task={task}" if task else "")),
+        local=lambda db: list_cycles(db, task), read_only=True,
+    )  # fmt: skip
+    table = Table("cycle", "task", "state", "verdict", "started", "adapter")
+    for c in cycles:
+        table.add_row(c["cycle_id"], c["task"], c["state"], c.get("verdict") or "",
+                      c["started_at"][:19], c.get("adapter_id") or "")  # fmt: skip
+    console.print(table)
+
+
+@adapters_app.command("list")
+def adapters_list(task: Annotated[str | None, typer.Option(help="Only this task.")] = None) -> None:
+    """Adapters with their lineage and eval metrics; * marks champions."""
+    adapters = via_api_or_store(
+        load_settings(), api=lambda c: c.get("/v1/adapters" + (f"?task={task}" if task else "")),
+        local=lambda db: list_adapters(db, task), read_only=True,
+    )  # fmt: skip
+    table = Table("", "adapter", "task", "parent", "snapshot", "created")
+    for a in adapters:
+        parent = a["parent_adapter"] or "base"
+        table.add_row("*" if a["champion"] else "", a["adapter_id"], a["task"], parent,
+                      a["snapshot_id"], a["created_at"][:19])  # fmt: skip
+    console.print(table)
+
+
+def promote(task: str, adapter_id: str, reason: str = "") -> None:
+    """Make ADAPTER_ID (or 'base') the champion of TASK by hand."""
+    target = None if adapter_id == "base" else adapter_id
+    _change_champion(task, target, action="promote", reason=reason,
+                     path=f"/v1/tasks/{task}/promote")  # fmt: skip
+
+
+def rollback(task: str, reason: str = "") -> None:
+    """Put TASK's previous champion back."""
+    _change_champion(task, None, action="rollback", reason=reason,
+                     path=f"/v1/tasks/{task}/rollback")  # fmt: skip
+
+
+def approve(cycle_id: str, reason: str = "") -> None:
+    """Promote the candidate of a cycle that awaits approval (needs the running service)."""
+    _cycle_verdict(cycle_id, "approve", reason)
+
+
+def reject(cycle_id: str, reason: str = "") -> None:
+    """Reject the candidate of a cycle that awaits approval (needs the running service)."""
+    _cycle_verdict(cycle_id, "reject", reason)
+
+
+def _change_champion(task: str, adapter_id: str | None, *, action: str, reason: str,
+                     path: str) -> None:  # fmt: skip
+    def local(db: Any) -> dict[str, Any]:
+        try:
+            target = rollback_target(db, task) if action == "rollback" else adapter_id
+            return set_champion(db, task=task, adapter_id=target, actor="local-cli",
+                                action=action, reason=reason)  # fmt: skip
+        except RegistryError as error:
+            raise fail(str(error)) from error
+
+    body: dict[str, Any] = {"reason": reason}
+    if action == "promote":
+        body["adapter_id"] = adapter_id
+    message = via_api_or_store(load_settings(), api=lambda c: c.post(path, body), local=local)
+    console.print(f"{task}: champion is now {message['adapter_id'] or 'the base model'} "
+                  f"(was {message['previous_adapter_id'] or 'the base model'})")  # fmt: skip
+
+
+def _cycle_verdict(cycle_id: str, verb: str, reason: str) -> None:
+    from services.cli.control_plane_client import ControlPlaneClient
+
+    client = ControlPlaneClient.discover(load_settings())
+    if client is None:
+        raise fail(f"{verb} needs the running control plane (flywheel up)")
+    try:
+        answer = client.post(f"/v1/cycles/{cycle_id}/{verb}", {"reason": reason})
+    except Exception as error:
+        raise fail(_detail(error)) from error
+    console.print(json.dumps(answer))
+
+
+def _detail(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if response is not None:
+        try:
+            return str(response.json().get("detail"))
+        except ValueError:
+            return response.text
+    return str(error)

@@ -1,0 +1,157 @@
+"""Tasks, cycles, adapters and promotions: the learning loop's API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel, Field
+
+from schemas.tasks import TaskDefinition
+from services.control_plane.api.deps import State, require_role
+from services.control_plane.cycle_runner import CycleError, CycleRunner
+from services.control_plane.state import ControlPlaneState
+from services.control_plane.tokens import Principal
+from training.cycle_records import get_cycle, list_cycles, update_cycle
+from training.registry import (
+    RegistryError,
+    audit,
+    champion,
+    champion_history,
+    list_adapters,
+    rollback_target,
+)
+from training.task_records import TaskExistsError, create_task, get_task, list_tasks
+
+router = APIRouter(tags=["learning loop"])
+Operator = Annotated[Principal, Depends(require_role("operator"))]
+Anyone = Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))]
+
+
+class TaskCreate(BaseModel):
+    task: TaskDefinition
+    replace: bool = False
+
+
+class Reason(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class Promote(Reason):
+    adapter_id: str | None = Field(description="null promotes the base model")
+
+
+def _runner(state: ControlPlaneState) -> CycleRunner:
+    if state.cycles is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the cycle runner is not up")
+    return state.cycles
+
+
+@router.post("/v1/tasks", status_code=201, summary="Create (or replace) a task")
+async def post_task(body: TaskCreate, state: State, _who: Operator) -> dict[str, Any]:
+    try:
+        await state.store.call(create_task, body.task, replace=body.replace)
+    except TaskExistsError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    if state.scheduler is not None:
+        await state.scheduler.refresh_cron_jobs()
+    return body.task.model_dump(mode="json")
+
+
+@router.get("/v1/tasks", summary="All tasks")
+async def get_tasks(state: State, _who: Anyone) -> list[dict[str, Any]]:
+    return [t.model_dump(mode="json") for t in await state.store.call(list_tasks)]
+
+
+@router.get("/v1/tasks/{name}", summary="One task, its champion and its champion history")
+async def get_one_task(name: str, state: State, _who: Anyone) -> dict[str, Any]:
+    task = await state.store.call(get_task, name)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task named {name}")
+    return {
+        **task.model_dump(mode="json"),
+        "champion": await state.store.call(champion, name),
+        "champion_history": await state.store.call(champion_history, name),
+    }
+
+
+@router.post("/v1/tasks/{name}/cycles", status_code=202, summary="Start a retraining cycle")
+async def post_cycle(name: str, state: State, _who: Operator) -> dict[str, Any]:
+    try:
+        cycle_id = await _runner(state).start(name, trigger="manual")
+    except CycleError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    if cycle_id is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task {name} already has a running cycle")
+    return {"cycle_id": cycle_id}
+
+
+@router.get("/v1/cycles", summary="Recent cycles, newest first")
+async def get_cycles(state: State, _who: Anyone, task: str | None = None) -> list[dict]:
+    return await state.store.call(list_cycles, task)
+
+
+@router.get("/v1/cycles/{cycle_id}", summary="One cycle with its gate evidence")
+async def get_one_cycle(cycle_id: str, state: State, _who: Anyone) -> dict[str, Any]:
+    cycle = await state.store.call(get_cycle, cycle_id)
+    if cycle is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")
+    return cycle
+
+
+@router.get("/v1/adapters", summary="Adapters with lineage")
+async def get_adapters(state: State, _who: Anyone, task: str | None = None) -> list[dict]:
+    return await state.store.call(list_adapters, task)
+
+
+@router.post("/v1/tasks/{name}/promote", summary="Make an adapter the champion by hand")
+async def post_promote(name: str, body: Promote, state: State, who: Operator) -> dict:
+    try:
+        return await _runner(state).promote(
+            name, body.adapter_id, actor=who.name, action="promote", reason=body.reason
+        )
+    except RegistryError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+
+
+@router.post("/v1/tasks/{name}/rollback", summary="Put the previous champion back")
+async def post_rollback(name: str, body: Reason, state: State, who: Operator) -> dict:
+    try:
+        target = await state.store.call(rollback_target, name)
+        return await _runner(state).promote(
+            name, target, actor=who.name, action="rollback", reason=body.reason
+        )
+    except RegistryError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+
+
+@router.post("/v1/cycles/{cycle_id}/approve", summary="Promote a candidate awaiting approval")
+async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
+    cycle = await _awaiting(state, cycle_id)
+    message = await _runner(state).promote(
+        cycle["task"], cycle["adapter_id"], actor=who.name, action="approve",
+        reason=body.reason or f"approved candidate of {cycle_id}",
+    )  # fmt: skip
+    await state.store.call(update_cycle, cycle_id, verdict="approved")
+    return message
+
+
+@router.post("/v1/cycles/{cycle_id}/reject", summary="Reject a candidate awaiting approval")
+async def post_reject(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
+    cycle = await _awaiting(state, cycle_id)
+    await state.store.call(update_cycle, cycle_id, verdict="rejected_by_operator")
+    await state.store.call(audit, actor=who.name, action="reject", task=cycle["task"],
+                           details={"cycle_id": cycle_id, "reason": body.reason})  # fmt: skip
+    return {"cycle_id": cycle_id, "verdict": "rejected_by_operator"}
+
+
+async def _awaiting(state: ControlPlaneState, cycle_id: str) -> dict[str, Any]:
+    cycle = await state.store.call(get_cycle, cycle_id)
+    if cycle is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")
+    if cycle["verdict"] != "await_approval":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"cycle {cycle_id} is not awaiting approval (verdict: {cycle['verdict']})",
+        )
+    return cycle

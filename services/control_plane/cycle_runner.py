@@ -1,0 +1,197 @@
+"""Runs one retraining cycle for a task: snapshot → train + evaluate (child process) → gate.
+
+The heavy work runs in ``python -m training.cycle_worker`` so the control plane's event loop
+never blocks; the worker reports progress as JSON lines on stdout, which renew the cycle's
+lease. Only a worker that exits cleanly with a result gets its adapter registered, in one
+store transaction, so a crash or kill leaves nothing half-registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from feedback.snapshots import build_snapshot
+from schemas.tasks import TaskDefinition
+from schemas.topics import PROMOTIONS
+from services.control_plane.store_worker import StoreWorker
+from training.cycle_records import start_cycle, update_cycle
+from training.promotion_gate import decide
+from training.registry import audit, champion, get_adapter, register_adapter, set_champion
+from training.task_records import get_task
+
+log = logging.getLogger(__name__)
+
+
+class CycleError(Exception):
+    """A cycle could not run; the message says why."""
+
+
+@dataclass(frozen=True)
+class CyclePaths:
+    base_model: str | None
+    """FLYWHEEL_BASE_MODEL: a local HF directory, or None for the bundled SmolLM2."""
+    models_dir: Path
+    adapters_dir: Path
+    snapshots_dir: Path
+    cycles_dir: Path
+
+
+class CycleRunner:
+    """Starts cycles (at most one per task) and carries them to a decision."""
+
+    def __init__(
+        self,
+        *,
+        store: StoreWorker,
+        producer: AIOKafkaProducer | None,
+        paths: CyclePaths,
+        lease_s: float,
+        timeout_s: float,
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.paths = paths
+        self.lease_s = lease_s
+        self.timeout_s = timeout_s
+        self.running: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self, task_name: str, *, trigger: str) -> str | None:
+        """Open a cycle and run it in the background; None when the task already has one."""
+        task = await self.store.call(get_task, task_name)
+        if task is None:
+            raise CycleError(f"no task named {task_name}; create it with flywheel task create")
+        cycle_id = await self.store.call(
+            start_cycle, task=task_name, trigger=trigger, lease_s=self.lease_s
+        )
+        if cycle_id is None:
+            return None
+        runner = asyncio.create_task(self._run(cycle_id, task), name=f"cycle-{task_name}")
+        self.running[cycle_id] = runner
+        runner.add_done_callback(lambda _: self.running.pop(cycle_id, None))
+        return cycle_id
+
+    async def stop(self) -> None:
+        for runner in list(self.running.values()):
+            runner.cancel()
+        await asyncio.gather(*self.running.values(), return_exceptions=True)
+
+    async def _run(self, cycle_id: str, task: TaskDefinition) -> None:
+        try:
+            await self._run_steps(cycle_id, task)
+        except asyncio.CancelledError:
+            await self.store.call(update_cycle, cycle_id, state="failed",
+                                  error="the control plane stopped during the cycle")  # fmt: skip
+            raise
+        except Exception as error:
+            log.exception("cycle %s of %s failed", cycle_id, task.name)
+            await self.store.call(update_cycle, cycle_id, state="failed", error=str(error))
+
+    async def _run_steps(self, cycle_id: str, task: TaskDefinition) -> None:
+        champion_id = await self.store.call(champion, task.name)
+        champion_record = champion_id and await self.store.call(get_adapter, champion_id)
+        baseline = champion_record.snapshot_id if champion_record else None
+        snapshot = await self.store.call(
+            build_snapshot, task=task, snapshots_dir=self.paths.snapshots_dir,
+            baseline_snapshot_id=baseline,
+        )  # fmt: skip
+        await self.store.call(update_cycle, cycle_id, state="training", lease_s=self.lease_s,
+                              snapshot_id=snapshot.snapshot_id)  # fmt: skip
+        if snapshot.count(split="train", new=True) == 0:
+            raise CycleError("no new training examples since the champion's snapshot")
+        job = {
+            "cycle_id": cycle_id,
+            "task": task.model_dump(mode="json"),
+            "snapshot_id": snapshot.snapshot_id,
+            "snapshot_path": str(snapshot.path),
+            "base_model": self.paths.base_model,
+            "models_dir": str(self.paths.models_dir),
+            "champion_adapter_id": champion_id,
+            "champion_adapter_path": str(champion_record.path) if champion_record else None,
+            "adapters_dir": str(self.paths.adapters_dir),
+        }
+        result = await self._run_worker(cycle_id, job)
+        await self._record(cycle_id, task, snapshot.snapshot_id, champion_id, result)
+
+    async def _run_worker(self, cycle_id: str, job: dict[str, Any]) -> dict[str, Any]:
+        work = self.paths.cycles_dir / cycle_id
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "job.json").write_text(json.dumps(job))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
+            str(work / "result.json"),
+            stdout=asyncio.subprocess.PIPE, stderr=open(work / "worker.log", "ab"),  # noqa: SIM115
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            process.kill()
+            await process.wait()
+            raise
+        if process.returncode != 0:
+            raise CycleError(
+                f"the training worker exited with code {process.returncode}; see {work}/worker.log"
+            )
+        return json.loads((work / "result.json").read_text())
+
+    async def _follow(self, cycle_id: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            try:
+                progress = json.loads(line)
+            except ValueError:
+                continue
+            state = "evaluating" if progress.get("phase") == "evaluating" else "training"
+            await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s, state=state,
+                                  progress=progress)  # fmt: skip
+        await process.wait()
+
+    async def _record(
+        self,
+        cycle_id: str,
+        task: TaskDefinition,
+        snapshot_id: str,
+        champion_id: str | None,
+        result: dict[str, Any],
+    ) -> None:
+        decision = decide(result["scores"], task.gate, metric=task.metric)
+        adapter_id = result["adapter_id"]
+        await self.store.call(
+            register_adapter, adapter_id=adapter_id, task=task.name,
+            base_model=result["base_model"], parent_adapter=champion_id,
+            snapshot_id=snapshot_id, path=Path(result["adapter_path"]),
+            metadata=result["metadata"],
+        )  # fmt: skip
+        await self.store.call(update_cycle, cycle_id, state="decided", adapter_id=adapter_id,
+                              verdict=decision.verdict, decision=decision.as_dict())  # fmt: skip
+        await self.store.call(audit, actor="gate", action=f"gate:{decision.verdict}",
+                              task=task.name, details={"cycle_id": cycle_id,
+                                                       "adapter_id": adapter_id,
+                                                       "reasons": decision.reasons})  # fmt: skip
+        log.info("cycle %s of %s: %s (%s)", cycle_id, task.name, decision.verdict,
+                 "; ".join(decision.reasons))  # fmt: skip
+        if decision.verdict == "promote":
+            await self.promote(task.name, adapter_id, actor="gate", action="promote",
+                               reason="; ".join(decision.reasons))  # fmt: skip
+        elif decision.verdict == "reject":
+            shutil.rmtree(self.paths.cycles_dir / cycle_id / "scratch", ignore_errors=True)
+
+    async def promote(
+        self, task: str, adapter_id: str | None, *, actor: str, action: str, reason: str
+    ) -> dict[str, Any]:
+        """Move the champion alias and tell the inference servers."""
+        message = await self.store.call(set_champion, task=task, adapter_id=adapter_id,
+                                        actor=actor, action=action, reason=reason)  # fmt: skip
+        if self.producer is not None:
+            await self.producer.send_and_wait(
+                PROMOTIONS, json.dumps(message).encode(), key=task.encode()
+            )
+        return message

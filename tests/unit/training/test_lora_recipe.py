@@ -1,0 +1,88 @@
+"""The LoRA recipe on a tiny random Llama: what it writes, that it learns, warm starts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
+from training.checkpoints import load_model, load_tokenizer
+from training.lora_recipe import (
+    LoRASettings,
+    adapter_content_hash,
+    run_training,
+    select_training_examples,
+    verify_adapter,
+)
+from training.scoring import aggregate, score
+
+STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
+EXAMPLES = [
+    {"id": f"x{i}", "input": f"message {i}: " + ("send cash now" if i % 2 else "see you at lunch"),
+     "output": "yes" if i % 2 else "no"}
+    for i in range(32)
+]  # fmt: skip
+FAST = LoRASettings(max_steps=12, batch_size=4, top_layers=2, learning_rate=5e-3, max_seq_len=64)
+
+
+def test_loss_is_taken_on_the_reply_only(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    ids, labels = training_example(tokenizer, STYLE, "hello " * 300, "yes", 64)
+    assert len(ids) == len(labels) == 64  # the input was cut, the reply kept
+    reply = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX]
+    assert tokenizer.decode(reply).startswith("yes")
+
+
+def test_training_writes_a_content_addressed_peft_adapter(tiny_model_dir, tmp_path):
+    adapter_id, path, report = run_training(
+        FAST, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
+        adapters_dir=tmp_path / "adapters", parent_adapter=None, device=torch.device("cpu"),
+        metadata={"snapshot_id": "snap-1"},
+    )  # fmt: skip
+    assert {p.name for p in path.iterdir()} >= {"adapter_config.json",
+                                                "adapter_model.safetensors", "metadata.json"}
+    assert path.name == adapter_id == adapter_content_hash(path)
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["snapshot_id"] == "snap-1" and metadata["training"]["steps"] == 12
+    assert report.last_loss < report.first_loss, report.losses
+    assert not list((tmp_path / "adapters").glob(".adapter-*"))  # no scratch left behind
+
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_model(tiny_model_dir, torch.device("cpu")), path)
+    rows = score(model, load_tokenizer(tiny_model_dir), STYLE, EXAMPLES[:8], max_seq_len=64)
+    assert {r["prediction"] for r in rows} <= {"yes", "no"}
+    assert aggregate(rows)["n"] == 8 and "nll" in rows[0]
+
+    # A warm start continues from the parent's weights and yields a different adapter.
+    child_id, child, _ = run_training(
+        FAST, base_model=tiny_model_dir, examples=EXAMPLES[:8], style=STYLE,
+        adapters_dir=tmp_path / "adapters", parent_adapter=path, device=torch.device("cpu"),
+        metadata={},
+    )  # fmt: skip
+    assert child_id != adapter_id and child.exists()
+
+
+def test_corrupted_adapter_is_refused(tiny_model_dir, tmp_path):
+    _, path, _ = run_training(
+        FAST, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
+        adapters_dir=tmp_path, parent_adapter=None, device=torch.device("cpu"), metadata={},
+    )  # fmt: skip
+    verify_adapter(path)
+    broken = tmp_path / "broken" / path.name
+    shutil.copytree(path, broken)
+    weights = broken / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    with pytest.raises(ValueError, match="corrupted"):
+        verify_adapter(broken)
+
+
+def test_replay_mixes_a_seeded_sample_of_old_examples():
+    new = [{"id": f"n{i}"} for i in range(5)]
+    old = [{"id": f"o{i}"} for i in range(50)]
+    mixed = select_training_examples(new, old, replay_budget=10, seed=7)
+    assert len(mixed) == 15 and all(n in mixed for n in new)
+    assert mixed == select_training_examples(new, old, replay_budget=10, seed=7)

@@ -1,0 +1,102 @@
+"""Metrics, paired statistics and the promotion gate: pure functions with known answers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from schemas.tasks import GatePolicy
+from training.metrics import chrf, exact_match, token_f1
+from training.paired_stats import bootstrap_mean_ci, mcnemar_exact
+from training.promotion_gate import decide
+
+
+def test_text_metrics_known_values():
+    assert token_f1("the cat sat", "the cat sat") == 1.0
+    assert token_f1("the cat", "the cat sat down") == pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert token_f1("dog", "cat") == 0.0
+    assert chrf("same text", "same text") == pytest.approx(1.0)
+    assert chrf("abc", "xyz") == 0.0
+    assert 0.0 < chrf("The permit takes 10 weeks", "A permit takes ten weeks") < 1.0
+    assert exact_match(" Spam ", "spam") == 1.0
+
+
+def test_mcnemar_exact_matches_hand_computed_binomials():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)  # 2 * 0.5**5
+    assert mcnemar_exact(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert mcnemar_exact(3, 3) == 1.0
+
+
+def test_bootstrap_interval_covers_the_true_mean_difference():
+    rng = random.Random(1)
+    differences = [0.2 + rng.gauss(0, 0.5) for _ in range(400)]
+    interval = bootstrap_mean_ci(differences, seed=3)
+    assert interval.low < 0.2 < interval.high
+    assert interval.low < interval.mean < interval.high
+    assert bootstrap_mean_ci(differences, seed=3) == interval  # seeded
+
+
+def rows(correct: list[bool], prefix: str = "e") -> list[dict]:
+    return [{"id": f"{prefix}{i}", "exact_match": float(c), "prediction": "x", "reference": "y"}
+            for i, c in enumerate(correct)]  # fmt: skip
+
+
+def scores(cand: list[bool], champ: list[bool], reg_cand=(), reg_champ=()) -> dict:
+    return {
+        "eval": {"candidate": rows(cand), "champion": rows(champ)},
+        "regression": {"candidate": rows(list(reg_cand), "r"),
+                       "champion": rows(list(reg_champ), "r")},
+    }  # fmt: skip
+
+
+AUTO = GatePolicy(mode="auto", min_eval_size=30)
+
+
+def test_clearly_better_candidate_is_promoted_with_evidence():
+    decision = decide(scores([True] * 45 + [False] * 5, [True] * 25 + [False] * 25), AUTO,
+                      metric="exact_match")  # fmt: skip
+    assert decision.verdict == "promote"
+    evidence = decision.evidence["eval"]
+    assert evidence["delta_low"] > 0 and evidence["wins"] == 20 and evidence["losses"] == 0
+    assert evidence["mcnemar_p"] < 0.001
+    assert evidence["win_examples"][0]["id"] == "e25"
+
+
+def test_worse_candidate_is_rejected_with_a_reason():
+    decision = decide(scores([True] * 20 + [False] * 30, [True] * 40 + [False] * 10), AUTO,
+                      metric="exact_match")  # fmt: skip
+    assert decision.verdict == "reject"
+    assert "not a measurable improvement" in decision.reasons[0]
+    assert decision.evidence["eval"]["losses"] == 20
+
+
+def test_too_small_eval_set_is_rejected():
+    decision = decide(scores([True] * 10, [False] * 10), AUTO, metric="exact_match")
+    assert decision.verdict == "reject" and "only 10 eval examples" in decision.reasons[0]
+
+
+def test_regression_on_fixed_mistakes_rejects_an_otherwise_better_candidate():
+    better = ([True] * 45 + [False] * 5, [True] * 25 + [False] * 25)
+    decision = decide(scores(*better, reg_cand=[False] * 10, reg_champ=[True] * 10), AUTO,
+                      metric="exact_match")  # fmt: skip
+    assert decision.verdict == "reject"
+    assert "falls back by 1.000" in decision.reasons[-1]
+    tolerant = GatePolicy(mode="auto", min_eval_size=30, regression_tolerance=0.2)
+    slight = decide(scores(*better, reg_cand=[True] * 9 + [False], reg_champ=[True] * 10),
+                    tolerant, metric="exact_match")  # fmt: skip
+    assert slight.verdict == "promote"
+
+
+def test_manual_policy_waits_for_an_operator():
+    manual = GatePolicy(mode="manual", min_eval_size=30)
+    decision = decide(scores([True] * 45 + [False] * 5, [False] * 50), manual, metric="exact_match")
+    assert decision.verdict == "await_approval"
+
+
+def test_lower_is_better_metrics_are_compared_the_right_way():
+    cand = [{"id": f"e{i}", "nll": 1.0} for i in range(40)]
+    champ = [{"id": f"e{i}", "nll": 2.0} for i in range(40)]
+    decision = decide({"eval": {"candidate": cand, "champion": champ}}, AUTO, metric="nll")
+    assert decision.verdict == "promote"

@@ -1,0 +1,117 @@
+"""The promotion gate: does the candidate measurably beat the champion, and break nothing?
+
+A pure function over per-example scores of both models on the same examples:
+1. the eval set is large enough to decide on;
+2. the lower bound of the 95% bootstrap CI of the paired improvement on the primary metric
+   is above the policy's minimum delta (McNemar's exact test is reported for pass/fail);
+3. on the regression set (mistakes once fixed), the candidate does not fall behind the
+   champion by more than the tolerance.
+Then ``auto`` promotes and ``manual`` waits for an operator. Every number is kept as evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from schemas.tasks import GatePolicy
+from training.metrics import HIGHER_IS_BETTER
+from training.paired_stats import bootstrap_mean_ci, mcnemar_exact
+
+MAX_LISTED = 25
+
+
+@dataclass
+class GateDecision:
+    verdict: str  # "promote" | "await_approval" | "reject"
+    reasons: list[str]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(scores: dict[str, dict[str, list[dict]]], policy: GatePolicy, *, metric: str
+           ) -> GateDecision:  # fmt: skip
+    """``scores[split][side]``: per-example rows (with ``id`` and metric values) for split in
+    eval/regression and side in candidate/champion."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    evaluation = _paired(scores["eval"], metric, sign)
+    regression = _paired(scores.get("regression", {"candidate": [], "champion": []}), metric,
+                         sign)  # fmt: skip
+    evidence = {"metric": metric, "policy": policy.model_dump(), "eval": evaluation,
+                "regression": regression}  # fmt: skip
+    n = evaluation["n"]
+    reasons: list[str] = []
+    if n < policy.min_eval_size:
+        reasons.append(f"only {n} eval examples; the policy needs {policy.min_eval_size} to decide")
+        return GateDecision("reject", reasons, evidence)
+    low, mean, high = evaluation["delta_low"], evaluation["delta_mean"], evaluation["delta_high"]
+    shown = f"{metric} {_fmt(evaluation['champion'])} → {_fmt(evaluation['candidate'])}"
+    ci = f"improvement {mean:+.3f}, 95% CI [{low:+.3f}, {high:+.3f}]"
+    if low <= policy.min_delta:
+        reasons.append(f"not a measurable improvement: {shown}; {ci}, lower bound not above "
+                       f"{policy.min_delta:+.3f}")  # fmt: skip
+    else:
+        reasons.append(f"measurable improvement: {shown}; {ci}")
+    if regression["n"]:
+        drop = -regression["delta_mean"]
+        line = (f"regression set ({regression['n']} fixed mistakes): {metric} "
+                f"{_fmt(regression['champion'])} → {_fmt(regression['candidate'])}")  # fmt: skip
+        if drop > policy.regression_tolerance:
+            reasons.append(f"{line}: falls back by {drop:.3f}, more than the tolerance "
+                           f"{policy.regression_tolerance:.3f}")  # fmt: skip
+        else:
+            reasons.append(f"{line}: holds")
+    rejected = low <= policy.min_delta or (
+        regression["n"] and -regression["delta_mean"] > policy.regression_tolerance
+    )
+    if rejected:
+        return GateDecision("reject", reasons, evidence)
+    if policy.mode == "manual":
+        reasons.append("policy is manual: awaiting an operator's approval")
+        return GateDecision("await_approval", reasons, evidence)
+    return GateDecision("promote", reasons, evidence)
+
+
+def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str, Any]:
+    champion = {row["id"]: row for row in sides.get("champion", [])}
+    pairs = [(row, champion[row["id"]]) for row in sides.get("candidate", [])
+             if row["id"] in champion]  # fmt: skip
+    if not pairs:
+        return {"n": 0, "candidate": None, "champion": None, "delta_mean": 0.0,
+                "delta_low": 0.0, "delta_high": 0.0}  # fmt: skip
+    differences = [sign * (c[metric] - b[metric]) for c, b in pairs]
+    interval = bootstrap_mean_ci(differences)
+    wins = [(c, b) for c, b in pairs if sign * (c[metric] - b[metric]) > 1e-9]
+    losses = [(c, b) for c, b in pairs if sign * (c[metric] - b[metric]) < -1e-9]
+    result: dict[str, Any] = {
+        "n": len(pairs),
+        "candidate": _mean([c[metric] for c, _ in pairs]),
+        "champion": _mean([b[metric] for _, b in pairs]),
+        "delta_mean": interval.mean, "delta_low": interval.low, "delta_high": interval.high,
+        "wins": len(wins), "losses": len(losses),
+        "win_examples": [_side_by_side(c, b) for c, b in wins[:MAX_LISTED]],
+        "loss_examples": [_side_by_side(c, b) for c, b in losses[:MAX_LISTED]],
+    }  # fmt: skip
+    if metric == "exact_match":
+        result["mcnemar_p"] = mcnemar_exact(len(wins), len(losses))
+    return result
+
+
+def _side_by_side(candidate: dict, champion: dict) -> dict[str, Any]:
+    return {
+        "id": candidate["id"],
+        "reference": candidate.get("reference"),
+        "candidate": candidate.get("prediction"),
+        "champion": champion.get("prediction"),
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

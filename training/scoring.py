@@ -1,0 +1,150 @@
+"""Score a model (base, or base + adapter) on examples: predictions and per-example metrics.
+
+Label tasks are scored by ranking the labels by the model's log-likelihood of each as the
+reply: the model always answers with a valid label, and a tiny model that has not learned the
+output format is still judged on what it knows. Text tasks are scored on greedy generations.
+Both also report the reference's mean token negative log-likelihood (nll).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from training.chat_format import PromptStyle, end_of_turn, prompt_ids, target_ids
+from training.metrics import chrf, exact_match, token_f1
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@torch.no_grad()
+def reply_logprobs(
+    model: Any,
+    pairs: Sequence[tuple[list[int], list[int]]],
+    pad_id: int,
+    batch_size: int = 16,
+    first_token_ids: Sequence[int] = (),
+) -> list[tuple[float, int]] | tuple[list[tuple[float, int]], list[list[float]]]:
+    """(sum of log-probabilities, token count) of each reply given its prompt. With
+    ``first_token_ids``, also the log-probability of each of those tokens as the reply's first
+    token, read from the same forward pass."""
+    results: list[tuple[float, int]] = []
+    firsts: list[list[float]] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        width = max(len(p) + len(t) for p, t in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (prompt, target) in enumerate(chunk):
+            ids[row, : len(prompt) + len(target)] = torch.tensor(prompt + target)
+            mask[row, : len(prompt) + len(target)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        for row, (prompt, target) in enumerate(chunk):
+            positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
+            tokens = torch.tensor(target)
+            values = logprobs[row, positions.to(device), tokens.to(device)]
+            results.append((float(values.sum()), len(target)))
+            if first_token_ids:
+                at_reply = logprobs[row, len(prompt) - 1]
+                firsts.append([float(at_reply[t]) for t in first_token_ids])
+    return (results, firsts) if first_token_ids else results
+
+
+def score(
+    model: Any,
+    tokenizer: Any,
+    style: PromptStyle,
+    examples: Sequence[dict],
+    *,
+    max_seq_len: int = 96,
+    batch_size: int = 16,
+    max_new_tokens: int = 96,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per example: id, prediction, the metrics of the task's kind, nll."""
+    model.eval()
+    pad = tokenizer.pad_token_id
+    # The same prompt budget as training: labels are a few tokens, text replies up to half.
+    budget = max_seq_len - 8 if style.kind == "label" else max_seq_len // 2
+    prompts = [prompt_ids(tokenizer, style, e["input"], budget) for e in examples]
+    references = [target_ids(tokenizer, e["output"]) for e in examples]
+    scored: list[dict[str, Any]] = []
+    label_ids = [target_ids(tokenizer, label) for label in style.labels]
+    first_tokens = [ids[0] for ids in label_ids]
+    # Labels that differ in their first token are ranked from the same forward pass that
+    # scores the reference (one pass per example instead of one per label).
+    by_first_token = style.kind == "label" and len(set(first_tokens)) == len(first_tokens)
+    for start in range(0, len(examples), batch_size):
+        stop = min(len(examples), start + batch_size)
+        batch = range(start, stop)
+        pairs = [(prompts[i], references[i]) for i in batch]
+        if by_first_token:
+            nll, firsts = reply_logprobs(model, pairs, pad, batch_size, first_tokens)
+            predictions = [style.labels[max(range(len(f)), key=f.__getitem__)] for f in firsts]
+        else:
+            nll = reply_logprobs(model, pairs, pad, batch_size)
+        if style.kind == "label" and not by_first_token:
+            predictions = _rank_labels(model, tokenizer, style, [prompts[i] for i in batch],
+                                       batch_size)  # fmt: skip
+        elif style.kind == "text":
+            predictions = _generate(model, tokenizer, [prompts[i] for i in batch], max_new_tokens)
+        for offset, i in enumerate(batch):
+            reference = examples[i]["output"]
+            prediction = predictions[offset]
+            total, count = nll[offset]
+            row: dict[str, Any] = {
+                "id": examples[i].get("id", str(i)), "prediction": prediction,
+                "reference": reference, "nll": -total / max(1, count),
+            }  # fmt: skip
+            if style.kind == "label":
+                row["exact_match"] = exact_match(prediction, reference)
+            else:
+                row["token_f1"] = token_f1(prediction, reference)
+                row["chrf"] = chrf(prediction, reference)
+            scored.append(row)
+        if progress:
+            progress({"phase": "evaluating", "step": stop, "total": len(examples)})
+    return scored
+
+
+def _rank_labels(
+    model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]], batch_size: int
+) -> list[str]:
+    label_ids = [target_ids(tokenizer, label) for label in style.labels]
+    pairs = [(prompt, ids) for prompt in prompts for ids in label_ids]
+    scores = reply_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
+    k = len(style.labels)
+    return [
+        style.labels[max(range(k), key=lambda j: scores[row * k + j][0])]
+        for row in range(len(prompts))
+    ]
+
+
+@torch.no_grad()
+def _generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int) -> list[str]:
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):  # left padding, so every reply starts at `width`
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    stop = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
+    out = model.generate(
+        input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
+        do_sample=False, eos_token_id=stop, pad_token_id=pad,
+    )  # fmt: skip
+    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean of each metric over the scored examples, with their count under ``n``."""
+    if not rows:
+        return {"n": 0}
+    names = [k for k in ("exact_match", "token_f1", "chrf", "nll") if k in rows[0]]
+    return {"n": len(rows), **{k: sum(r[k] for r in rows) / len(rows) for k in names}}
