@@ -23,9 +23,10 @@ from tests.conftest import free_port
 class ControlPlaneProcess:
     """Runs ``flywheel up`` as a child process, as an operator would."""
 
-    def __init__(self, home: Path, bootstrap: str) -> None:
+    def __init__(self, home: Path, bootstrap: str, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.bootstrap = bootstrap
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "control-plane.out"
@@ -42,6 +43,7 @@ class ControlPlaneProcess:
             "FLYWHEEL_KAFKA_BOOTSTRAP": self.bootstrap,
             "FLYWHEEL_API_PORT": str(self.port),
             "FLYWHEEL_PARTITIONS": "2",
+            **self.extra_env,
         }
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -73,9 +75,33 @@ class ControlPlaneProcess:
         return {"Authorization": f"Bearer {token or self.admin_token}"}
 
     def status(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/v1/status", headers=self.headers(), timeout=10)
+        return self.get("/v1/status")
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.url}{path}", headers=self.headers(), timeout=30)
         response.raise_for_status()
         return response.json()
+
+    def post(self, path: str, body: Any, token: str | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, headers=self.headers(token), timeout=30)
+
+    def cli(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run the flywheel CLI against this control plane, as an operator would."""
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli.main", *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout_s,
+        )  # fmt: skip
+
+    def wait_until(self, fetch: Callable[[], Any], predicate: Callable[[Any], bool],
+                   timeout_s: float = 120) -> Any:  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        value = None
+        while time.monotonic() < deadline:
+            value = fetch()
+            if predicate(value):
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"condition not met within {timeout_s} s; last value: {value}")
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 60) -> dict:
         """Poll /v1/status until ``predicate(status)`` holds."""
