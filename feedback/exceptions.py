@@ -11,3 +11,7 @@ class StoreLockedError(FeedbackError):
 
 class StoreError(FeedbackError):
     """The DuckDB file could not be opened or migrated."""
+
+
+class InvalidEventError(FeedbackError, ValueError):
+    """An event built by the SDK failed validation; the message names the field."""

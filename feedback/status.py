@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -50,6 +51,18 @@ def store_summary(connection: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "  SELECT inference_id FROM corrections UNION ALL SELECT inference_id FROM feedback"
         ") e WHERE inference_id NOT IN (SELECT event_id FROM inferences)"
     ).fetchone()
+    for task, cycle_id, state, verdict, progress in cursor.execute(
+        "SELECT task, cycle_id, state, verdict, progress FROM cycles "
+        "QUALIFY row_number() OVER (PARTITION BY task ORDER BY started_at DESC) = 1"
+    ).fetchall():
+        task_entry(task)["latest_cycle"] = {
+            "cycle_id": cycle_id, "state": state, "verdict": verdict,
+            "progress": json.loads(progress) if progress else None,
+        }  # fmt: skip
+    for task, adapter_id in cursor.execute(
+        "SELECT task, adapter_id FROM champion_history WHERE until IS NULL"
+    ).fetchall():
+        task_entry(task)["champion"] = adapter_id
     cursor.close()
     return {
         "events": events,

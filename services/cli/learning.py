@@ -290,3 +290,74 @@ def _detail(error: Exception) -> str:
         except ValueError:
             return response.text
     return str(error)
+
+
+def evaluate(
+    task: Annotated[str, typer.Argument(help="The task whose instruction and labels to use.")],
+    data: Annotated[Path, typer.Option("--data", help='JSONL: {"input": ..., "output": ...}')],
+    adapter: Annotated[str, typer.Option(help="champion, base, or an adapter id")] = "champion",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Score an adapter on your own held-out file: exact_match or token_f1/chrf, and nll."""
+    from rich.progress import Progress
+
+    from training.cycle_worker import style_of
+    from training.scoring import aggregate, score
+
+    settings = load_settings()
+    definition, champion_id = via_api_or_store(
+        settings,
+        api=lambda c: (lambda t: (TaskDefinition.model_validate(
+            {k: v for k, v in t.items() if k not in ("champion", "champion_history")}),
+            t["champion"]))(c.get(f"/v1/tasks/{task}")),
+        local=lambda db: (get_task(db, task), champion(db, task)),
+        read_only=True,
+    )  # fmt: skip
+    if definition is None:
+        raise fail(f"no task named {task}")
+    adapter_id = champion_id if adapter == "champion" else None if adapter == "base" else adapter
+    try:
+        examples = [
+            {"id": str(i), **json.loads(line)}
+            for i, line in enumerate(data.read_text(encoding="utf-8").splitlines())
+            if line.strip()
+        ]
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot read {data}: {error}") from error
+    bad = [e["id"] for e in examples if not isinstance(e.get("input"), str)
+           or not isinstance(e.get("output"), str)]  # fmt: skip
+    if bad:
+        raise fail(f"lines {', '.join(str(int(b) + 1) for b in bad[:5])} lack input/output text")
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task("loading the model", total=len(examples))
+        model, tokenizer = _load_for_eval(settings, adapter_id)
+        progress.update(bar, description=f"scoring {adapter_id or 'base'}")
+        rows = score(model, tokenizer, style_of(definition), examples,
+                     progress=lambda p: progress.update(bar, completed=p["step"]))  # fmt: skip
+    result = {"task": task, "adapter": adapter_id or "base", **aggregate(rows)}
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    for key, value in result.items():
+        console.print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else
+                      f"{key:>12}: {value}")  # fmt: skip
+
+
+def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
+    from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
+    from training.lora_recipe import verify_adapter
+
+    base = resolve_base_model(settings.base_model, settings.models_dir)
+    model = load_model(base, pick_device())
+    if adapter_id is not None:
+        from peft import PeftModel
+
+        path = settings.adapters_dir / adapter_id
+        if not path.is_dir():
+            raise fail(f"no adapter {adapter_id} in {settings.adapters_dir}")
+        try:
+            verify_adapter(path)
+        except ValueError as error:
+            raise fail(str(error)) from error
+        model = PeftModel.from_pretrained(model, path)
+    return model, load_tokenizer(base)

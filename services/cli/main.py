@@ -28,6 +28,7 @@ app.add_typer(learning.cycle_app, name="cycle")
 app.add_typer(learning.adapters_app, name="adapters")
 for command in (learning.promote, learning.approve, learning.reject, learning.rollback):
     app.command()(command)
+app.command("eval")(learning.evaluate)
 console = Console()
 errors = Console(stderr=True)
 
@@ -92,11 +93,20 @@ def _print_status(summary: dict[str, Any]) -> None:
     if summary.get("rejected_unknown_type"):
         console.print(f"rejected with no readable event type: {summary['rejected_unknown_type']}")
     if summary["tasks"]:
-        per_task = Table("task", "inference", "feedback", "correction", "ground truth",
-                         title="per task (stored / rejected)")  # fmt: skip
+        per_task = Table(
+            "task",
+            "inference",
+            "feedback",
+            "correction",
+            "ground truth",
+            "champion",
+            "latest cycle",
+            title="per task (stored / rejected)",
+        )
         for task, entry in summary["tasks"].items():
             cells = [f"{c['stored']} / {c['rejected']}" for c in entry["events"].values()]
-            per_task.add_row(task, *cells, str(entry["ground_truth"]))
+            per_task.add_row(task, *cells, str(entry["ground_truth"]),
+                             entry.get("champion") or "base", _cycle_cell(entry))  # fmt: skip
         console.print(per_task)
     if summary.get("awaiting_inference"):
         console.print(f"{summary['awaiting_inference']} feedback/corrections await their inference")
@@ -104,6 +114,16 @@ def _print_status(summary: dict[str, Any]) -> None:
         console.print("top rejection reasons:")
         for item in summary["top_rejection_reasons"]:
             console.print(f"  {item['count']:>6}  {item['reason']}")
+
+
+def _cycle_cell(entry: dict[str, Any]) -> str:
+    cycle = entry.get("latest_cycle")
+    if not cycle:
+        return "-"
+    progress = cycle.get("progress") or {}
+    step = f" {progress['step']}/{progress['total']}" if progress.get("total") else ""
+    verdict = f" ({cycle['verdict']})" if cycle.get("verdict") else ""
+    return f"{cycle['state']}{step}{verdict}"
 
 
 @app.command("import")
@@ -143,9 +163,7 @@ def import_examples(
         failed = sum(1 for f in futures if f.failed())
     producer.close()
     if failed:
-        raise fail(
-            f"{failed} of {sent} examples were not delivered to Kafka; run the import again"
-        )
+        raise fail(f"{failed} of {sent} examples were not delivered to Kafka; run the import again")
     console.print(f"sent {sent} examples of task [bold]{task}[/bold] to Kafka; "
                   f"{sent - len(problems)} valid, {len(problems)} will be rejected")  # fmt: skip
     for line, problem in problems[:10]:

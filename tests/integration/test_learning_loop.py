@@ -81,6 +81,20 @@ def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):
     rolled = plane.cli("rollback", "money")
     assert rolled.returncode == 0 and "the base model" in rolled.stdout
     assert plane.get("/v1/tasks/money")["champion"] is None
+    held_out = tmp_path / "held-out.jsonl"
+    held_out.write_text("\n".join(json.dumps({"input": f"memo {i}: pay the invoice" if i % 2
+                                              else f"memo {i}: lunch?", "output": "yes" if i % 2
+                                              else "no"}) for i in range(12)))  # fmt: skip
+    for adapter in ("base", task["champion"]):
+        scored = plane.cli("eval", "money", "--data", str(held_out), "--adapter", adapter, "--json")
+        assert scored.returncode == 0, scored.stderr
+        result = json.loads(scored.stdout)
+        assert result["n"] == 12 and 0 <= result["exact_match"] <= 1 and result["nll"] > 0
+    weights = adapter_dir / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    refused = plane.cli("eval", "money", "--data", str(held_out), "--adapter", task["champion"])
+    assert refused.returncode == 1 and "corrupted" in refused.stderr
+
     messages = read_topic(plane.bootstrap, PROMOTIONS, expected=2)
     assert [(m["action"], m["adapter_id"]) for m in messages] == [
         ("promote", task["champion"]), ("rollback", None)

@@ -1,0 +1,212 @@
+"""The Python SDK apps embed to send inference, feedback and correction events.
+
+Events are validated locally, batched, and sent with retries. When the broker cannot be
+reached they are written to a disk spool and re-sent once it is back, so an app never loses
+an event and never blocks for long: an event leaves memory only once the broker acknowledged
+it or it is fsynced in the spool. Re-sending is safe: the store deduplicates by event_id.
+
+    with FlywheelClient("127.0.0.1:19092", spool_dir=Path(".flywheel/spool")) as client:
+        inference_id = client.log_inference(task="spam", input=email, output="ham",
+                                            base_model="smollm2-135m-instruct")
+        client.send_feedback(task="spam", inference_id=inference_id, signal="thumbs_up")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from feedback.exceptions import InvalidEventError
+from feedback.spool import Spool
+from schemas import CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEvent
+from schemas.topics import TOPIC_OF_TYPE
+from schemas.validation import explain
+
+log = logging.getLogger(__name__)
+Record = tuple[str, bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    sent: int
+    spooled: int
+
+
+class FlywheelClient:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        spool_dir: Path,
+        batch_size: int = 500,
+        linger_s: float = 0.2,
+        send_timeout_s: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self.send_timeout_s = send_timeout_s
+        self.retries = retries
+        self.spool = Spool(spool_dir)
+        self._buffer: list[Record] = []
+        self._lock = threading.RLock()
+        self._producer: KafkaProducer | None = None
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, args=(linger_s,),
+                                         name="flywheel-sdk-flush", daemon=True)  # fmt: skip
+        self._flusher.start()
+
+    # -- building events ------------------------------------------------------------------
+
+    def log_inference(self, *, task: str, input: str, output: str, base_model: str,
+                      adapter_id: str | None = None, latency_ms: float | None = None,
+                      mean_logprob: float | None = None, metadata: dict[str, Any] | None = None,
+                      origin: str = "production", event_id: str | None = None,
+                      occurred_at: datetime | None = None) -> str:  # fmt: skip
+        """Record a model output; returns its event id (the inference id feedback refers to)."""
+        return self._build(InferenceEvent, event_id, occurred_at, task=task, input=input,
+                           output=output, base_model=base_model, adapter_id=adapter_id,
+                           latency_ms=latency_ms, mean_logprob=mean_logprob,
+                           metadata=metadata or {}, origin=origin)  # fmt: skip
+
+    def send_feedback(self, *, task: str, inference_id: str, signal: str,
+                      rating: int | None = None, edited_output: str | None = None,
+                      user_id: str | None = None, event_id: str | None = None) -> str:  # fmt: skip
+        return self._build(FeedbackEvent, event_id, None, task=task, inference_id=inference_id,
+                           signal=signal, rating=rating, edited_output=edited_output,
+                           user_id=user_id)  # fmt: skip
+
+    def send_correction(self, *, task: str, inference_id: str, corrected_output: str,
+                        reviewer: str, note: str | None = None,
+                        event_id: str | None = None) -> str:  # fmt: skip
+        return self._build(CorrectionEvent, event_id, None, task=task,
+                           inference_id=inference_id, corrected_output=corrected_output,
+                           reviewer=reviewer, note=note)  # fmt: skip
+
+    def _build(self, model: type[EventEnvelope], event_id: str | None,
+               occurred_at: datetime | None, **fields: Any) -> str:  # fmt: skip
+        try:
+            event = model(event_id=event_id or uuid.uuid4().hex,
+                          occurred_at=occurred_at or datetime.now(UTC), **fields)  # fmt: skip
+        except ValidationError as error:
+            raise InvalidEventError(f"invalid {model.__name__}: {explain(error)}") from error
+        self.emit(event)
+        return event.event_id
+
+    # -- sending --------------------------------------------------------------------------
+
+    def emit(self, event: EventEnvelope) -> None:
+        record = (TOPIC_OF_TYPE[event.type], event.task.encode(),  # type: ignore[attr-defined]
+                  event.model_dump_json().encode())  # fmt: skip
+        with self._lock:
+            self._buffer.append(record)
+            full = len(self._buffer) >= self.batch_size
+        if full:
+            self.flush()
+
+    def flush(self, timeout_s: float | None = None) -> FlushResult:
+        """Send what is buffered (and what waits in the spool); what fails goes to the spool."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            sent = self._deliver(batch, timeout_s) if batch else 0
+            spooled = len(batch) - sent
+            if spooled:
+                self.spool.append(batch)  # all of it: duplicates are harmless, loss is not
+            elif self.spool.segments():
+                sent += self._replay_spool(timeout_s)
+        return FlushResult(sent=sent, spooled=spooled)
+
+    @property
+    def spooled(self) -> int:
+        return len(self.spool)
+
+    def _replay_spool(self, timeout_s: float | None) -> int:
+        replayed = 0
+        for segment, records in self.spool.drain():
+            if self._deliver(records, timeout_s) != len(records):
+                break  # still unreachable: keep this and later segments
+            self.spool.delivered(segment)
+            replayed += len(records)
+        if replayed:
+            log.info("re-sent %d spooled events", replayed)
+        return replayed
+
+    def _deliver(self, records: list[Record], timeout_s: float | None) -> int:
+        """Send with retries; returns len(records) when all were acknowledged, else 0."""
+        for attempt in range(self.retries):
+            if not self._reachable():
+                return 0  # a refused connection will not change within a retry's backoff
+            producer = self._ensure_producer()
+            if producer is not None:
+                try:
+                    futures = [producer.send(t, v, key=k) for t, k, v in records]
+                    producer.flush(timeout=timeout_s or self.send_timeout_s)
+                    if all(f.succeeded() for f in futures):
+                        return len(records)
+                except KafkaError as error:
+                    log.warning("send failed (attempt %d): %s", attempt + 1, error)
+                self._drop_producer()
+            time.sleep(min(0.2 * 2**attempt, 1.0))
+        return 0
+
+    def _reachable(self) -> bool:
+        """A cheap TCP probe of the bootstrap servers, so an outage costs milliseconds."""
+        for server in self.bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host or "localhost", int(port)), timeout=1.0):
+                    return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def _ensure_producer(self) -> KafkaProducer | None:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap, client_id="flywheel-sdk", linger_ms=10,
+                    retries=2, max_block_ms=2_000, request_timeout_ms=5_000,
+                    reconnect_backoff_max_ms=1_000,
+                )  # fmt: skip
+            except KafkaError as error:
+                log.warning("broker %s unreachable: %s", self.bootstrap, error)
+                return None
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError):
+                producer.close(timeout=1)
+
+    def _flush_periodically(self, linger_s: float) -> None:
+        while not self._closed.wait(linger_s):
+            try:
+                self.flush()
+            except Exception:  # never let the background thread die silently
+                log.exception("background flush failed")
+
+    def close(self, timeout_s: float | None = None) -> FlushResult:
+        self._closed.set()
+        self._flusher.join(5)
+        result = self.flush(timeout_s)
+        self._drop_producer()
+        return result
+
+    def __enter__(self) -> FlywheelClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
