@@ -4,8 +4,9 @@ A snapshot is built from the ``ground_truth`` view of one task: outputs normalis
 inputs collapsed (the latest ground truth wins, and the conflict is counted), split into train
 and eval by a hash of the inference id (so an example never changes sides), and flagged as
 new (not in the task's previous snapshot) or regression (a fixed mistake that must stay
-fixed). It is exported as Parquet for the trainer, and every example's inference id is
-recorded, so each adapter traces back to the corrections that made it.
+fixed; see ``remember_fixed_mistakes``). It is exported as Parquet for the trainer, and
+every example's inference id is recorded, so each adapter traces back to the corrections
+that made it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ def build_snapshot(
     """Freeze the task's ground truth now; an identical snapshot is reused, not rewritten.
     Examples absent from (or changed since) ``baseline_snapshot_id``, the snapshot the
     champion was trained on, are flagged new: a rejected cycle's data stays new."""
-    _remember_fixed_mistakes(connection, task.name)
     rows = connection.execute(
         "SELECT inference_id, input, output, source, updated_at FROM ground_truth "
         "WHERE task = ? ORDER BY updated_at, inference_id",
@@ -147,19 +147,24 @@ def new_ground_truth_since_last_snapshot(connection: duckdb.DuckDBPyConnection, 
     return int(row[0]) if row else 0
 
 
-def _remember_fixed_mistakes(connection: duckdb.DuckDBPyConnection, task: str) -> None:
-    """A corrected output that differs from what the model said is a fixed mistake: it joins
-    the regression set and never leaves it."""
-    connection.execute(
+def remember_fixed_mistakes(
+    connection: duckdb.DuckDBPyConnection, *, task: str, snapshot_id: str
+) -> int:
+    """When an adapter trained on ``snapshot_id`` is promoted, the mistakes it was taught to
+    fix (corrected outputs that differ from what the model had said) join the regression set
+    and never leave it: what was fixed stays fixed. Returns how many joined. Corrections in a
+    rejected candidate's data (a poisoned batch, say) never enter it."""
+    row = connection.execute(
         """
         INSERT OR IGNORE INTO regression_examples
-        SELECT task, inference_id, now()::TIMESTAMP, 'corrected: ' || source
-        FROM ground_truth
-        WHERE task = ? AND source IN ('correction', 'edit')
-          AND trim(lower(output)) <> trim(lower(model_output))
+        SELECT g.task, g.inference_id, now()::TIMESTAMP, 'fixed by ' || ? || ': ' || g.source
+        FROM snapshot_examples s JOIN ground_truth g ON g.inference_id = s.inference_id
+        WHERE s.snapshot_id = ? AND g.task = ? AND s.source IN ('correction', 'edit')
+          AND trim(lower(g.output)) <> trim(lower(g.model_output))
         """,
-        [task],
-    )
+        [snapshot_id, snapshot_id, task],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _snapshot_outputs(

@@ -10,6 +10,7 @@ from feedback.snapshots import (
     build_snapshot,
     load_snapshot_examples,
     new_ground_truth_since_last_snapshot,
+    remember_fixed_mistakes,
     split_of,
 )
 from feedback.store import connect
@@ -61,7 +62,7 @@ def test_snapshot_normalises_dedupes_and_flags_regressions(db, tmp_path):
     ])  # fmt: skip
     snapshot = build_snapshot(db, task=TASK, snapshots_dir=tmp_path / "snaps")
     by_id = {e.inference_id: e for e in snapshot.examples}
-    assert by_id["i3"].output == "spam" and by_id["i3"].is_regression
+    assert by_id["i3"].output == "spam" and not by_id["i3"].is_regression  # not yet promoted
     assert "i4" not in by_id and snapshot.stats["dropped_not_a_label"] == 1
     assert "i1" not in by_id and by_id["i50"].output == "spam"  # the later duplicate wins
     assert snapshot.stats["conflicting_duplicates"] == 1
@@ -89,9 +90,18 @@ def test_identical_ground_truth_gives_the_same_snapshot(db, tmp_path):
     assert split_of("i3", 0.2) == next(e.split for e in later.examples if e.inference_id == "i3")
 
 
-def test_a_fixed_mistake_stays_in_the_regression_set(db, tmp_path):
-    write_batch(db, [inference(1, output="ham"), correct(1, "spam")])
-    build_snapshot(db, task=TASK, snapshots_dir=tmp_path)
+def test_a_promoted_fix_stays_in_the_regression_set(db, tmp_path):
+    write_batch(db, [inference(1, output="ham"), correct(1, "spam"), inference(2), accept(2)])
+    first = build_snapshot(db, task=TASK, snapshots_dir=tmp_path)
+    assert remember_fixed_mistakes(db, task="spam", snapshot_id=first.snapshot_id) == 1
     write_batch(db, [correct(1, "ham", minute=30)])  # later a reviewer agrees with the model
     snapshot = build_snapshot(db, task=TASK, snapshots_dir=tmp_path)
-    assert snapshot.examples[0].is_regression and snapshot.examples[0].output == "ham"
+    flags = {e.inference_id: (e.is_regression, e.output) for e in snapshot.examples}
+    assert flags == {"i1": (True, "ham"), "i2": (False, "ham")}
+
+
+def test_corrections_of_an_unpromoted_snapshot_stay_out_of_the_regression_set(db, tmp_path):
+    write_batch(db, [inference(1, output="ham"), correct(1, "spam")])
+    build_snapshot(db, task=TASK, snapshots_dir=tmp_path)
+    later = build_snapshot(db, task=TASK, snapshots_dir=tmp_path)
+    assert not later.examples[0].is_regression
