@@ -85,6 +85,7 @@ def score(
         if by_first_token:
             nll, firsts = reply_logprobs(model, pairs, pad, batch_size, first_tokens)
             predictions = [style.labels[max(range(len(f)), key=f.__getitem__)] for f in firsts]
+            confidences = [max(f) for f in firsts]
         else:
             nll = reply_logprobs(model, pairs, pad, batch_size)
         if style.kind == "label" and not by_first_token:
@@ -100,6 +101,8 @@ def score(
                 "id": examples[i].get("id", str(i)), "prediction": prediction,
                 "reference": reference, "nll": -total / max(1, count),
             }  # fmt: skip
+            if by_first_token:  # log-probability of the chosen label: the model's confidence
+                row["mean_logprob"] = confidences[offset]
             if style.kind == "label":
                 row["exact_match"] = exact_match(prediction, reference)
             else:

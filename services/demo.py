@@ -1,0 +1,428 @@
+"""``make demo``: the whole loop on real offline data, on the embedded default.
+
+1. Starts the control plane (bundled broker, DuckDB under FLYWHEEL_HOME).
+2. Capture: the base model answers a stream of real emails (SpamAssassin corpus) sent through
+   the SDK; users accept the right answers, a simulated reviewer corrects the wrong ones over
+   raw Kafka; construction-FAQ answers arrive over HTTP and by `flywheel import`; malformed
+   events on every path show the dead-letter side. Prints what was stored and rejected, why.
+3. Learning: held-out accuracy before, a retraining cycle, the gate's decision, accuracy after.
+4. A poisoned batch (a careless reviewer flips labels): the next candidate is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaProducer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from feedback.client import FlywheelClient
+from feedback.sample_data import SampleExample, load_construction_faq, load_spam_emails
+from schemas.topics import CORRECTIONS, FEEDBACK, INFERENCE
+from services.settings import Settings
+
+console = Console()
+STREAM, HELD_OUT, POISON, FAQ_HTTP, FAQ_IMPORT = 300, 100, 160, 40, 100
+SPAM_TASK = {
+    "name": "spam",
+    "kind": "label",
+    "labels": ["spam", "ham"],
+    "instruction": "Decide whether this email is spam or ham (a legitimate email).",
+    "triggers": {"min_new_examples": 100_000},  # the demo starts its cycles by hand
+    "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
+    "training": {"max_steps": 40, "epochs": 3.0, "replay_budget": 200, "learning_rate": 1e-3},
+}
+FAQ_TASK = {
+    "name": "faq",
+    "kind": "text",
+    "primary_metric": "chrf",
+    "instruction": "Answer the customer's question about our construction services.",
+    "triggers": {"min_new_examples": 100_000},
+}
+
+
+class Demo:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_id = uuid.uuid4().hex[:6]
+        self.work = settings.home / "demo"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"http://{settings.api_host}:{settings.api_port}"
+        self.admin: dict[str, str] = {}
+
+    # -- the control plane ----------------------------------------------------------------
+
+    def start(self) -> None:
+        console.rule("[bold]1. Starting the control plane")
+        log = open(self.settings.home / "demo" / "control-plane.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "up"], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the control plane exited; see {log.name}")
+            token = self.settings.run_dir / "cli.token"
+            try:
+                if token.exists() and httpx.get(f"{self.url}/healthz", timeout=1).is_success:
+                    self.admin = {"Authorization": f"Bearer {token.read_text().strip()}"}
+                    console.print(
+                        f"control plane up at {self.url}, bundled broker at "
+                        f"{self.settings.bootstrap}, store {self.settings.db_path}"
+                    )
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("the control plane did not start within 90 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else self.admin
+        response = httpx.request(
+            method, f"{self.url}{path}", json=body, headers=headers, timeout=60
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli.main", *args], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"flywheel {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    # -- capture --------------------------------------------------------------------------
+
+    def capture(self, model: Any, tokenizer: Any, stream: list[SampleExample]) -> dict[str, str]:
+        console.rule("[bold]2. Capture: real events through every path")
+        for task in (SPAM_TASK, FAQ_TASK):
+            self.api("POST", "/v1/tasks", {"task": task, "replace": True})
+        app_token = self.api("POST", "/v1/tokens", {"role": "app", "name": "demo-app"})["token"]
+        answers = self.answer(model, tokenizer, stream, "the base model answers the stream")
+        wrong: dict[str, str] = {}
+        with FlywheelClient(self.settings.bootstrap, spool_dir=self.work / "spool") as sdk:
+            for example, answer in zip(stream, answers, strict=True):
+                inference_id = sdk.log_inference(
+                    task="spam",
+                    input=example.input,
+                    output=answer["prediction"],
+                    base_model="smollm2-135m-instruct",
+                    latency_ms=answer["latency_ms"],
+                    mean_logprob=max(-100.0, answer["mean_logprob"]),
+                    event_id=f"demo-{self.run_id}-{example.id}",
+                    metadata={"source": "demo"},
+                )
+                if answer["prediction"] == example.output:
+                    sdk.send_feedback(task="spam", inference_id=inference_id, signal="accepted")
+                else:
+                    wrong[inference_id] = example.output
+        console.print(
+            f"SDK: {len(stream)} inferences; the base model got {len(wrong)} wrong; "
+            f"users accepted {len(stream) - len(wrong)}"
+        )
+        self.raw_producer(wrong)
+        self.http(app_token)
+        faq = load_construction_faq(seed=1)[FAQ_HTTP : FAQ_HTTP + FAQ_IMPORT]
+        data = self.work / "faq-import.jsonl"
+        data.write_text(
+            "\n".join(json.dumps({"input": e.input, "output": e.output}) for e in faq)
+            + "\n{not json}\n"
+        )
+        console.print("import: " + self.cli("import", "faq", "--data", str(data)).strip())
+        self.wait_stored(len(stream))
+        console.print(self.cli("status"))
+        return wrong
+
+    def raw_producer(self, wrong: dict[str, str]) -> None:
+        """The reviewer tool writes straight to Kafka, following the published JSON Schema."""
+        producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap)
+        now = datetime.now(UTC).isoformat()
+        for inference_id, truth in wrong.items():
+            producer.send(
+                CORRECTIONS,
+                json.dumps(
+                    {
+                        "type": "correction",
+                        "event_id": f"fix-{inference_id}",
+                        "occurred_at": now,
+                        "task": "spam",
+                        "inference_id": inference_id,
+                        "corrected_output": truth,
+                        "reviewer": "demo-reviewer",
+                    }
+                ).encode(),
+                key=b"spam",
+            )
+        producer.send(INFERENCE, b"\x00\x01 not an event")
+        producer.send(
+            FEEDBACK,
+            json.dumps(
+                {
+                    "type": "feedback",
+                    "event_id": "bad-rating",
+                    "occurred_at": now,
+                    "task": "spam",
+                    "inference_id": "x",
+                    "signal": "rating",
+                    "rating": 11,
+                }
+            ).encode(),
+        )
+        producer.send(
+            INFERENCE,
+            json.dumps(
+                {
+                    "type": "inference",
+                    "event_id": "too-big",
+                    "occurred_at": now,
+                    "task": "spam",
+                    "input": "x" * 200_000,
+                    "output": "ham",
+                    "base_model": "m",
+                }
+            ).encode(),
+        )
+        producer.flush()
+        producer.close()
+        console.print(f"raw Kafka: {len(wrong)} reviewer corrections + 3 malformed events")
+
+    def http(self, token: str) -> None:
+        now = datetime.now(UTC).isoformat()
+        events: list[dict[str, Any]] = []
+        for example in load_construction_faq(seed=1)[:FAQ_HTTP]:
+            inference_id = f"faq-{self.run_id}-{example.id}"
+            events.append(
+                {
+                    "type": "inference",
+                    "event_id": inference_id,
+                    "occurred_at": now,
+                    "task": "faq",
+                    "input": example.input,
+                    "output": example.output,
+                    "base_model": "smollm2-135m-instruct",
+                }
+            )
+            events.append(
+                {
+                    "type": "feedback",
+                    "event_id": f"ok-{inference_id}",
+                    "occurred_at": now,
+                    "task": "faq",
+                    "inference_id": inference_id,
+                    "signal": "accepted",
+                }
+            )
+        events.append(
+            {
+                "type": "inference",
+                "event_id": "nul",
+                "occurred_at": now,
+                "task": "faq",
+                "input": "hi\u0000",
+                "output": "x",
+                "base_model": "m",
+            }
+        )
+        events.append(
+            {
+                "type": "feedback",
+                "event_id": "no-zone",
+                "task": "faq",
+                "occurred_at": "2026-01-01T00:00:00",
+                "inference_id": "x",
+                "signal": "thumbs_up",
+            }
+        )
+        result = self.api("POST", "/v1/events", {"events": events}, token=token)
+        console.print(
+            f"HTTP: {result['accepted']} accepted, {result['rejected']} rejected: "
+            + "; ".join(r["reason"] for r in result["results"] if r["reason"])
+        )
+
+    def wait_stored(self, minimum: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = self.api("GET", "/v1/status")
+            if status["tasks"].get("spam", {}).get("ground_truth", 0) >= minimum:
+                return
+            time.sleep(0.5)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def answer(
+        self, model: Any, tokenizer: Any, examples: list[SampleExample], title: str
+    ) -> list[dict[str, Any]]:
+        from training.chat_format import PromptStyle
+        from training.scoring import score
+
+        style = PromptStyle(SPAM_TASK["instruction"], "label", ("spam", "ham"))
+        rows = [{"id": e.id, "input": e.input, "output": e.output} for e in examples]
+        started = time.perf_counter()
+        with _progress() as progress:
+            bar = progress.add_task(title, total=len(rows))
+            scored = score(
+                model,
+                tokenizer,
+                style,
+                rows,
+                progress=lambda p: progress.update(bar, completed=p["step"]),
+            )
+        latency = 1000 * (time.perf_counter() - started) / max(1, len(rows))
+        return [{**r, "latency_ms": latency} for r in scored]
+
+    def accuracy(
+        self, model: Any, tokenizer: Any, held_out: list[SampleExample], title: str
+    ) -> float:
+        answers = self.answer(model, tokenizer, held_out, title)
+        return sum(a["exact_match"] for a in answers) / len(answers)
+
+    def cycle(self, title: str) -> dict[str, Any]:
+        cycle_id = self.api("POST", "/v1/tasks/spam/cycles")["cycle_id"]
+        with _progress() as progress:
+            bar = progress.add_task(title, total=None)
+            while True:
+                cycle = self.api("GET", f"/v1/cycles/{cycle_id}")
+                info = cycle.get("progress") or {}
+                progress.update(
+                    bar,
+                    description=f"{title}: {cycle['state']}",
+                    completed=info.get("step", 0),
+                    total=info.get("total"),
+                )
+                if cycle["state"] in ("decided", "failed"):
+                    break
+                time.sleep(1)
+        console.print(
+            f"cycle {cycle_id}: [bold]{cycle['state']}[/bold] "
+            f"verdict [bold]{cycle.get('verdict')}[/bold] {cycle.get('error') or ''}"
+        )
+        for reason in (cycle.get("decision") or {}).get("reasons", []):
+            console.print(f"  - {reason}")
+        return cycle
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def load_champion(settings: Settings, base_path: Path, adapter_id: str | None) -> Any:
+    from training.checkpoints import load_model, pick_device
+
+    model = load_model(base_path, pick_device())
+    if adapter_id is None:
+        return model
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, settings.adapters_dir / adapter_id)
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = Settings()
+    emails = load_spam_emails(STREAM + HELD_OUT + POISON, seed=7)
+    stream, held_out = emails[:STREAM], emails[STREAM : STREAM + HELD_OUT]
+    poison = emails[STREAM + HELD_OUT :]
+    from training.checkpoints import load_tokenizer, resolve_base_model
+
+    with console.status("preparing the base model (converted once, about 30 s)"):
+        base_path = resolve_base_model(settings.base_model, settings.models_dir)
+    tokenizer = load_tokenizer(base_path)
+    demo = Demo(settings)
+    try:
+        demo.start()
+        before_id = demo.api("GET", "/v1/tasks/spam")["champion"] if _has_task(demo) else None
+        model = load_champion(settings, base_path, before_id)
+        demo.capture(model, tokenizer, stream)
+        (demo.work / "spam-held-out.jsonl").write_text(
+            "\n".join(json.dumps({"input": e.input, "output": e.output}) for e in held_out) + "\n"
+        )
+
+        console.rule("[bold]3. Learning: a retraining cycle and the promotion gate")
+        before = demo.accuracy(model, tokenizer, held_out, "held-out accuracy before")
+        console.print(
+            f"held-out accuracy of the current champion "
+            f"({before_id or 'base model'}): [bold]{before:.2f}[/bold]"
+        )
+        demo.cycle("retraining on the corrections")
+        champion = demo.api("GET", "/v1/tasks/spam")["champion"]
+        after = demo.accuracy(
+            load_champion(settings, base_path, champion),
+            tokenizer,
+            held_out,
+            "held-out accuracy after",
+        )
+        console.print(
+            f"held-out accuracy: [bold]{before:.2f} → {after:.2f}[/bold] "
+            f"(champion {champion or 'base model'}, {HELD_OUT} emails never trained on)"
+        )
+
+        console.rule("[bold]4. A poisoned batch: a careless reviewer flips labels")
+        flip = {"spam": "ham", "ham": "spam"}
+        with FlywheelClient(settings.bootstrap, spool_dir=demo.work / "spool") as sdk:
+            for example in poison:
+                inference_id = sdk.log_inference(
+                    task="spam",
+                    input=example.input,
+                    output=example.output,
+                    base_model="smollm2-135m-instruct",
+                    adapter_id=champion,
+                    event_id=f"poison-{demo.run_id}-{example.id}",
+                )
+                sdk.send_correction(
+                    task="spam",
+                    inference_id=inference_id,
+                    corrected_output=flip[example.output],
+                    reviewer="careless-reviewer",
+                )
+        demo.wait_stored(STREAM + POISON)
+        demo.cycle("retraining on the poisoned batch")
+        still = demo.api("GET", "/v1/tasks/spam")["champion"]
+        console.print(
+            f"champion after the poisoned cycle: [bold]{still or 'base model'}[/bold]"
+            + (" (unchanged: the bad batch never reached production)" if still == champion else "")
+        )
+        console.rule("[bold]done")
+        console.print(
+            f"data lives in {settings.home}; `flywheel up` serves it again, "
+            f"`flywheel status` and `flywheel adapters list` show it, and "
+            f"`flywheel eval spam --data {demo.work / 'spam-held-out.jsonl'}` "
+            "scores the champion on the held-out emails."
+        )
+    finally:
+        demo.stop()
+
+
+def _has_task(demo: Demo) -> bool:
+    try:
+        demo.api("GET", "/v1/tasks/spam")
+    except httpx.HTTPStatusError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
