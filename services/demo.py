@@ -342,6 +342,10 @@ def load_champion(settings: Settings, base_path: Path, adapter_id: str | None) -
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     settings = Settings()
     emails = load_spam_emails(STREAM + HELD_OUT + POISON, seed=7)
     stream, held_out = emails[:STREAM], emails[STREAM : STREAM + HELD_OUT]
@@ -367,7 +371,7 @@ def main() -> None:
             f"held-out accuracy of the current champion "
             f"({before_id or 'base model'}): [bold]{before:.2f}[/bold]"
         )
-        demo.cycle("retraining on the corrections")
+        first = demo.cycle("retraining on the corrections")
         champion = demo.api("GET", "/v1/tasks/spam")["champion"]
         after = demo.accuracy(
             load_champion(settings, base_path, champion),
@@ -399,12 +403,22 @@ def main() -> None:
                     reviewer="careless-reviewer",
                 )
         demo.wait_stored(STREAM + POISON)
-        demo.cycle("retraining on the poisoned batch")
+        poisoned = demo.cycle("retraining on the poisoned batch")
         still = demo.api("GET", "/v1/tasks/spam")["champion"]
         console.print(
             f"champion after the poisoned cycle: [bold]{still or 'base model'}[/bold]"
             + (" (unchanged: the bad batch never reached production)" if still == champion else "")
         )
+        summary = {
+            "held_out_before": before,
+            "held_out_after": after,
+            "held_out_examples": HELD_OUT,
+            "first_verdict": first.get("verdict"),
+            "poisoned_verdict": poisoned.get("verdict"),
+            "champion": champion,
+            "champion_after_poison": still,
+        }
+        (demo.work / "summary.json").write_text(json.dumps(summary, indent=2))
         console.rule("[bold]done")
         console.print(
             f"data lives in {settings.home}; `flywheel up` serves it again, "

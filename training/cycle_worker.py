@@ -132,6 +132,7 @@ def score_both(
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     job_path, result_path = Path(argv[1]), Path(argv[2])
     result = run(json.loads(job_path.read_text()))
     partial = result_path.with_suffix(".partial")
