@@ -26,10 +26,10 @@ def reply_logprobs(
     pad_id: int,
     batch_size: int = 16,
     first_token_ids: Sequence[int] = (),
-) -> list[tuple[float, int]] | tuple[list[tuple[float, int]], list[list[float]]]:
-    """(sum of log-probabilities, token count) of each reply given its prompt. With
-    ``first_token_ids``, also the log-probability of each of those tokens as the reply's first
-    token, read from the same forward pass."""
+) -> tuple[list[tuple[float, int]], list[list[float]]]:
+    """(sum of log-probabilities, token count) of each reply given its prompt, and, for each
+    pair, the log-probability of each of ``first_token_ids`` as the reply's first token (read
+    from the same forward pass; empty lists when none are asked for)."""
     results: list[tuple[float, int]] = []
     firsts: list[list[float]] = []
     device = next(model.parameters()).device
@@ -45,13 +45,11 @@ def reply_logprobs(
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         for row, (prompt, target) in enumerate(chunk):
             positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
-            tokens = torch.tensor(target)
-            values = logprobs[row, positions.to(device), tokens.to(device)]
+            values = logprobs[row, positions.to(device), torch.tensor(target).to(device)]
             results.append((float(values.sum()), len(target)))
-            if first_token_ids:
-                at_reply = logprobs[row, len(prompt) - 1]
-                firsts.append([float(at_reply[t]) for t in first_token_ids])
-    return (results, firsts) if first_token_ids else results
+            at_reply = logprobs[row, len(prompt) - 1]
+            firsts.append([float(at_reply[t]) for t in first_token_ids])
+    return results, firsts
 
 
 def score(
@@ -82,12 +80,12 @@ def score(
         stop = min(len(examples), start + batch_size)
         batch = range(start, stop)
         pairs = [(prompts[i], references[i]) for i in batch]
+        nll, firsts = reply_logprobs(
+            model, pairs, pad, batch_size, first_tokens if by_first_token else ()
+        )
         if by_first_token:
-            nll, firsts = reply_logprobs(model, pairs, pad, batch_size, first_tokens)
             predictions = [style.labels[max(range(len(f)), key=f.__getitem__)] for f in firsts]
             confidences = [max(f) for f in firsts]
-        else:
-            nll = reply_logprobs(model, pairs, pad, batch_size)
         if style.kind == "label" and not by_first_token:
             predictions = _rank_labels(model, tokenizer, style, [prompts[i] for i in batch],
                                        batch_size)  # fmt: skip
@@ -119,7 +117,7 @@ def _rank_labels(
 ) -> list[str]:
     label_ids = [target_ids(tokenizer, label) for label in style.labels]
     pairs = [(prompt, ids) for prompt in prompts for ids in label_ids]
-    scores = reply_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
+    scores, _ = reply_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
     k = len(style.labels)
     return [
         style.labels[max(range(k), key=lambda j: scores[row * k + j][0])]
