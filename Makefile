@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench schemas clean
+.PHONY: install demo test test-all lint bench bench-all schemas clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
+
+# Each prints one JSON object as its last line; together they take about 20 minutes here.
+bench-all: bench
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/cycle_scaling.py
+	$(PY) benchmarks/feedback_to_champion.py
 
 schemas: $(STAMP)
 	$(VENV)/bin/flywheel schemas export schemas/
