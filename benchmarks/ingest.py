@@ -17,17 +17,14 @@ import json
 import multiprocessing
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
+from _common import PeakRss, report
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feedback.store import connect
 from schemas import Invalid, parse_event
@@ -38,28 +35,6 @@ from services.control_plane.store_worker import StoreWorker
 from services.topics import ensure_topics
 
 PARTITIONS = 4
-
-
-class PeakRss:
-    """Samples this process's RSS in a thread; ``peak_mb`` is the maximum since ``reset``."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            time.sleep(0.05)
-
-    def reset(self) -> None:
-        self.peak = self._process.memory_info().rss
-
-    @property
-    def peak_mb(self) -> float:
-        return round(self.peak / 2**20, 1)
 
 
 def event(event_id: str, occurred_at: str | None = None) -> bytes:
@@ -291,4 +266,4 @@ if __name__ == "__main__":
     parser.add_argument("--naive-events", type=int, default=5_000)
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    print(json.dumps(asyncio.run(main(parser.parse_args()))))
+    report(asyncio.run(main(parser.parse_args())))
