@@ -40,7 +40,7 @@ SPAM_TASK = {
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": 100_000},  # the demo starts its cycles by hand
     "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
-    "training": {"max_steps": 40, "epochs": 3.0, "replay_budget": 200, "learning_rate": 1e-3},
+    "training": {"max_steps": 90, "epochs": 3.0, "replay_budget": 200, "learning_rate": 1e-3},
 }
 FAQ_TASK = {
     "name": "faq",
