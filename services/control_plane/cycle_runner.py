@@ -125,17 +125,17 @@ class CycleRunner:
         work = self.paths.cycles_dir / cycle_id
         work.mkdir(parents=True, exist_ok=True)
         (work / "job.json").write_text(json.dumps(job))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
-            str(work / "result.json"),
-            stdout=asyncio.subprocess.PIPE, stderr=open(work / "worker.log", "ab"),  # noqa: SIM115
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
-        except (TimeoutError, asyncio.CancelledError):
-            process.kill()
-            await process.wait()
-            raise
+        with open(work / "worker.log", "ab") as worker_log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
+                str(work / "result.json"), stdout=asyncio.subprocess.PIPE, stderr=worker_log,
+            )  # fmt: skip
+            try:
+                await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                process.kill()
+                await process.wait()
+                raise
         if process.returncode != 0:
             raise CycleError(
                 f"the training worker exited with code {process.returncode}; see {work}/worker.log"
