@@ -32,7 +32,7 @@ from schemas.topics import CORRECTIONS, FEEDBACK, INFERENCE
 from services.settings import Settings
 
 console = Console()
-STREAM, HELD_OUT, POISON, FAQ_HTTP, FAQ_IMPORT = 300, 100, 160, 40, 100
+STREAM, HELD_OUT, POISON, FAQ_HTTP, FAQ_IMPORT = 500, 100, 160, 40, 100
 SPAM_TASK = {
     "name": "spam",
     "kind": "label",
@@ -40,7 +40,14 @@ SPAM_TASK = {
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": 100_000},  # the demo starts its cycles by hand
     "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
-    "training": {"max_steps": 90, "epochs": 3.0, "replay_budget": 200, "learning_rate": 1e-3},
+    # 30% held out: about 150 eval examples, enough for a tight paired CI on two CPU cores.
+    "training": {
+        "max_steps": 90,
+        "epochs": 3.0,
+        "replay_budget": 200,
+        "learning_rate": 1e-3,
+        "eval_fraction": 0.3,
+    },
 }
 FAQ_TASK = {
     "name": "faq",
