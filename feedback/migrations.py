@@ -173,4 +173,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "review queue: one lease per item, and what the reviewer did",
+        """
+        CREATE TABLE review_items (
+            inference_id      VARCHAR PRIMARY KEY,
+            task              VARCHAR NOT NULL,
+            reviewer          VARCHAR NOT NULL,   -- who holds (or held) the lease
+            leased_at         TIMESTAMP NOT NULL,
+            lease_expires_at  TIMESTAMP NOT NULL,
+            done_at           TIMESTAMP,          -- NULL: not reviewed yet
+            outcome           VARCHAR             -- approved | corrected
+        );
+        """,
+    ),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,32 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Longest a training+evaluation run may take."
     )
 
+    serve_host: str = Field(default="127.0.0.1", description="Address `flywheel serve` binds.")
+    serve_port: int = Field(
+        default=8001, ge=1, le=65535, description="Port of the inference server."
+    )
+    control_plane_url: str | None = Field(
+        default=None,
+        description="Where inference servers find the control plane; unset: "
+        "http://FLYWHEEL_API_HOST:FLYWHEEL_API_PORT.",
+    )
+    server_token: SecretStr | None = Field(
+        default=None,
+        description="Token (role app) an inference server uses to read tasks and champions; "
+        "unset: the local control plane's own token file under FLYWHEEL_HOME/run.",
+    )
+    serve_max_new_tokens: int = Field(
+        default=64, ge=1, le=1024, description="Longest answer of a text task, in tokens."
+    )
+    review_lease_s: float = Field(
+        default=300.0, gt=0, description="How long a review item stays with one reviewer."
+    )
+    review_low_confidence: float = Field(
+        default=-0.7,
+        description="Answers whose mean token log-probability is below this are reviewed "
+        "before the random calibration sample (-0.7 is about 50% probability per token).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -98,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def cycles_dir(self) -> Path:
         return self.home / "cycles"
+
+    @property
+    def api_url(self) -> str:
+        return self.control_plane_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def bootstrap(self) -> str:

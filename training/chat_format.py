@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.tasks import TaskDefinition
+
 IGNORE_INDEX = -100
 
 
@@ -23,6 +25,10 @@ class PromptStyle:
         if self.kind == "label":
             return f"{self.instruction}\nAnswer with exactly one of: {', '.join(self.labels)}."
         return self.instruction
+
+
+def style_of(task: TaskDefinition) -> PromptStyle:
+    return PromptStyle(task.instruction, task.kind, tuple(task.labels or ()))
 
 
 def end_of_turn(tokenizer: Any) -> str:

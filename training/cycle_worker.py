@@ -18,7 +18,7 @@ from typing import Any
 
 from feedback.snapshots import load_snapshot_examples
 from schemas.tasks import TaskDefinition
-from training.chat_format import PromptStyle
+from training.chat_format import PromptStyle, style_of
 from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 from training.lora_recipe import (
     LoRASettings,
@@ -34,10 +34,6 @@ MAX_EVAL_EXAMPLES = 400
 def emit(progress: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(progress) + "\n")
     sys.stdout.flush()
-
-
-def style_of(task: TaskDefinition) -> PromptStyle:
-    return PromptStyle(task.instruction, task.kind, tuple(task.labels or ()))
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

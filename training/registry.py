@@ -93,6 +93,14 @@ def champion(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:
     return row[0] if row else None
 
 
+def champions(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """Every task's live champion and since when (tasks never promoted are absent)."""
+    rows = connection.execute(
+        "SELECT task, adapter_id, since FROM champion_history WHERE until IS NULL"
+    ).fetchall()
+    return {r[0]: {"adapter_id": r[1], "since": r[2].isoformat() + "Z"} for r in rows}
+
+
 def champion_at(connection: duckdb.DuckDBPyConnection, task: str, when: datetime) -> str | None:
     """Which adapter was live at ``when`` (None: the base model)."""
     when = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when

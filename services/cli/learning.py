@@ -301,7 +301,7 @@ def evaluate(
     """Score an adapter on your own held-out file: exact_match or token_f1/chrf, and nll."""
     from rich.progress import Progress
 
-    from training.cycle_worker import style_of
+    from training.chat_format import style_of
     from training.scoring import aggregate, score
 
     settings = load_settings()

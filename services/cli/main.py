@@ -51,6 +51,25 @@ def up() -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Run an inference server (FLYWHEEL_SERVE_PORT, default 8001): each task answered by its
+    champion adapter, swapped in place on promotion. Needs a running control plane."""
+    from feedback.exceptions import FeedbackError
+    from services.errors import ServiceError
+    from services.inference_server.main import run
+    from services.logging_setup import configure_logging
+    from training.checkpoints import BaseModelError
+
+    settings = load_settings()
+    configure_logging(settings.log_level,
+                      settings.home / "logs" / f"server-{settings.serve_port}.log")  # fmt: skip
+    try:
+        run(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
+    except (ServiceError, FeedbackError, BaseModelError) as error:
+        raise fail(str(error)) from error
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:

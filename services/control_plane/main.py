@@ -88,6 +88,8 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         bootstrap=settings.bootstrap,
         max_body_bytes=settings.max_body_bytes,
         max_batch_events=settings.max_batch_events,
+        review_lease_s=settings.review_lease_s,
+        review_low_confidence=settings.review_low_confidence,
     )
     state.principals = await store.call(load_principals)
     state.principals[token_hash(cli_token := new_token())] = Principal("admin", "local-cli")

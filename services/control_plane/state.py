@@ -24,3 +24,5 @@ class ControlPlaneState:
     cycles: CycleRunner | None = None
     scheduler: RetrainingScheduler | None = None
     principals: dict[str, Principal] = field(default_factory=dict)
+    review_lease_s: float = 300.0
+    review_low_confidence: float = -0.7

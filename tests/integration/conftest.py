@@ -154,3 +154,55 @@ def rejected(status: dict[str, Any], event_type: str) -> int:
 
 def dump(event: Any) -> str:
     return json.dumps(event)
+
+
+class InferenceServerProcess:
+    """Runs ``flywheel serve`` beside a control plane, as an operator would."""
+
+    def __init__(self, plane: ControlPlaneProcess, extra_env: dict[str, str] | None = None) -> None:
+        self.plane = plane
+        self.port = free_port()
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = plane.home / f"server-{self.port}.out"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        env = {**self.plane.env, "FLYWHEEL_SERVE_PORT": str(self.port), **self.extra_env}
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli.main", "serve"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            if self.health().get("status") == "ok":
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def health(self) -> dict[str, Any]:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).json()
+        except httpx.HTTPError:
+            return {}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def create_token(plane: ControlPlaneProcess, role: str, name: str = "test") -> str:
+    response = plane.post("/v1/tokens", {"role": role, "name": name})
+    assert response.status_code == 200, response.text
+    return response.json()["token"]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 from schemas.topics import PROMOTIONS
 from tests.integration.conftest import ControlPlaneProcess
+from tests.integration.learning_helpers import cycles_of, define_task, import_examples
 from tests.integration.test_capture_paths import read_topic
 
 pytestmark = pytest.mark.integration
@@ -28,36 +28,6 @@ def plane(home, broker, tiny_model_dir):
     if plane.process is not None and plane.process.poll() is None:
         plane.process.kill()
         plane.process.wait(10)
-
-
-def define_task(plane: ControlPlaneProcess, tmp_path: Path, name: str, **overrides) -> None:
-    spec = {
-        "name": name, "kind": "label", "labels": ["yes", "no"],
-        "instruction": "Is this message about money?",
-        "triggers": {"min_new_examples": overrides.pop("min_new", 100_000)},
-        "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0,
-                 "regression_tolerance": 1.0, **overrides.pop("gate", {})},
-        "training": {"max_steps": overrides.pop("max_steps", 4), "epochs": 1.0,
-                     "replay_budget": 10},
-    }  # fmt: skip
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(json.dumps(spec))  # JSON is YAML
-    result = plane.cli("task", "create", "--from-file", str(path), "--replace")
-    assert result.returncode == 0, result.stderr
-
-
-def import_examples(plane: ControlPlaneProcess, tmp_path: Path, task: str, count: int = 60) -> None:
-    data = tmp_path / f"{task}.jsonl"
-    data.write_text("\n".join(json.dumps({
-        "input": f"note {i}: " + ("wire the money today" if i % 2 else "the meeting moved"),
-        "output": "yes" if i % 2 else "no",
-    }) for i in range(count)) + "\n")  # fmt: skip
-    assert plane.cli("import", task, "--data", str(data)).returncode == 0
-    plane.wait_for(lambda s: s["tasks"].get(task, {}).get("ground_truth") == count)
-
-
-def cycles_of(plane: ControlPlaneProcess, task: str) -> list[dict]:
-    return plane.get(f"/v1/cycles?task={task}")
 
 
 def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):

@@ -51,3 +51,11 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
         return principal
 
     return check
+
+
+# Who reaches what: admin reaches everything; each other role only its own endpoints.
+AppRole = Annotated[Principal, Depends(require_role("app"))]
+Reviewer = Annotated[Principal, Depends(require_role("reviewer"))]
+Operator = Annotated[Principal, Depends(require_role("operator"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+AnyRole = Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))]

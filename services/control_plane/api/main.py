@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.control_plane.api.routes import events, learning, status, tokens
+from services.control_plane.api.routes import console, events, learning, review, status, tokens
 from services.control_plane.state import ControlPlaneState
 
 
@@ -15,4 +15,6 @@ def create_app(state: ControlPlaneState) -> FastAPI:
     app.include_router(events.router)
     app.include_router(tokens.router)
     app.include_router(learning.router)
+    app.include_router(review.router)
+    app.include_router(console.router)
     return app

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from schemas.tasks import TaskDefinition
-from services.control_plane.api.deps import State, require_role
+from services.control_plane.api.deps import AnyRole, Operator, State
 from services.control_plane.cycle_runner import CycleError, CycleRunner
 from services.control_plane.state import ControlPlaneState
-from services.control_plane.tokens import Principal
 from training.cycle_records import get_cycle, list_cycles, update_cycle
 from training.registry import (
     RegistryError,
     audit,
     champion,
     champion_history,
+    champions,
     list_adapters,
     rollback_target,
 )
 from training.task_records import TaskExistsError, create_task, get_task, list_tasks
 
 router = APIRouter(tags=["learning loop"])
-Operator = Annotated[Principal, Depends(require_role("operator"))]
-Anyone = Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))]
 
 
 class TaskCreate(BaseModel):
@@ -48,23 +46,30 @@ def _runner(state: ControlPlaneState) -> CycleRunner:
 
 
 @router.post("/v1/tasks", status_code=201, summary="Create (or replace) a task")
-async def post_task(body: TaskCreate, state: State, _who: Operator) -> dict[str, Any]:
+async def post_task(body: TaskCreate, state: State, who: Operator) -> dict[str, Any]:
     try:
         await state.store.call(create_task, body.task, replace=body.replace)
     except TaskExistsError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    await state.store.call(audit, actor=who.name, action="task:replace" if body.replace
+                           else "task:create", task=body.task.name, details={})  # fmt: skip
     if state.scheduler is not None:
         await state.scheduler.refresh_cron_jobs()
     return body.task.model_dump(mode="json")
 
 
-@router.get("/v1/tasks", summary="All tasks")
-async def get_tasks(state: State, _who: Anyone) -> list[dict[str, Any]]:
-    return [t.model_dump(mode="json") for t in await state.store.call(list_tasks)]
+@router.get("/v1/tasks", summary="All tasks, each with its champion and since when")
+async def get_tasks(state: State, _who: AnyRole) -> list[dict[str, Any]]:
+    live = await state.store.call(champions)
+    return [
+        {**t.model_dump(mode="json"), "champion": live.get(t.name, {}).get("adapter_id"),
+         "champion_since": live.get(t.name, {}).get("since")}
+        for t in await state.store.call(list_tasks)
+    ]  # fmt: skip
 
 
 @router.get("/v1/tasks/{name}", summary="One task, its champion and its champion history")
-async def get_one_task(name: str, state: State, _who: Anyone) -> dict[str, Any]:
+async def get_one_task(name: str, state: State, _who: AnyRole) -> dict[str, Any]:
     task = await state.store.call(get_task, name)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task named {name}")
@@ -76,23 +81,25 @@ async def get_one_task(name: str, state: State, _who: Anyone) -> dict[str, Any]:
 
 
 @router.post("/v1/tasks/{name}/cycles", status_code=202, summary="Start a retraining cycle")
-async def post_cycle(name: str, state: State, _who: Operator) -> dict[str, Any]:
+async def post_cycle(name: str, state: State, who: Operator) -> dict[str, Any]:
     try:
         cycle_id = await _runner(state).start(name, trigger="manual")
     except CycleError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
     if cycle_id is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {name} already has a running cycle")
+    await state.store.call(audit, actor=who.name, action="cycle:start", task=name,
+                           details={"cycle_id": cycle_id})  # fmt: skip
     return {"cycle_id": cycle_id}
 
 
 @router.get("/v1/cycles", summary="Recent cycles, newest first")
-async def get_cycles(state: State, _who: Anyone, task: str | None = None) -> list[dict]:
+async def get_cycles(state: State, _who: Operator, task: str | None = None) -> list[dict]:
     return await state.store.call(list_cycles, task)
 
 
 @router.get("/v1/cycles/{cycle_id}", summary="One cycle with its gate evidence")
-async def get_one_cycle(cycle_id: str, state: State, _who: Anyone) -> dict[str, Any]:
+async def get_one_cycle(cycle_id: str, state: State, _who: Operator) -> dict[str, Any]:
     cycle = await state.store.call(get_cycle, cycle_id)
     if cycle is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")
@@ -100,7 +107,7 @@ async def get_one_cycle(cycle_id: str, state: State, _who: Anyone) -> dict[str, 
 
 
 @router.get("/v1/adapters", summary="Adapters with lineage")
-async def get_adapters(state: State, _who: Anyone, task: str | None = None) -> list[dict]:
+async def get_adapters(state: State, _who: Operator, task: str | None = None) -> list[dict]:
     return await state.store.call(list_adapters, task)
 
 

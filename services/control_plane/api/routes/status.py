@@ -1,4 +1,4 @@
-"""GET /healthz (no token) and GET /v1/status (any role)."""
+"""GET /healthz (no token), GET /v1/status (operator) and GET /v1/whoami (any token)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from feedback.status import store_summary
-from services.control_plane.api.deps import State, require_role
+from services.control_plane.api.deps import Operator, State, require_role
 from services.control_plane.tokens import Principal
 
 router = APIRouter(tags=["status"])
@@ -19,10 +19,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/v1/status", summary="Stored and rejected events per type and task")
-async def get_status(
-    state: State,
-    _who: Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))],
-) -> dict[str, Any]:
+async def get_status(state: State, _who: Operator) -> dict[str, Any]:
     summary = await state.store.call(store_summary)
     summary["service"] = {"running": True, "kafka_bootstrap": state.bootstrap}
     if state.agent is not None:
@@ -34,3 +31,10 @@ async def get_status(
             "rejected": counters.rejected,
         }
     return summary
+
+
+@router.get("/v1/whoami", summary="The role and name of the token sent (any valid token)")
+async def whoami(
+    who: Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))],
+) -> dict[str, str]:
+    return {"role": who.role, "name": who.name}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from services.control_plane.api.deps import State, require_role
+from services.control_plane.api.deps import Admin, State
 from services.control_plane.tokens import ROLES, Principal, create_token, token_hash
+from training.registry import audit
 
 router = APIRouter(tags=["tokens"])
 
@@ -25,13 +24,13 @@ class TokenCreated(BaseModel):
 
 
 @router.post("/v1/tokens", response_model=TokenCreated, summary="Create an API token")
-async def post_token(
-    body: TokenCreate, state: State, _who: Annotated[Principal, Depends(require_role("admin"))]
-) -> TokenCreated:
+async def post_token(body: TokenCreate, state: State, who: Admin) -> TokenCreated:
     if body.role not in ROLES:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"role must be one of {', '.join(ROLES)}"
         )
     token = await state.store.call(create_token, role=body.role, name=body.name)
     state.principals[token_hash(token)] = Principal(body.role, body.name)
+    await state.store.call(audit, actor=who.name, action="token:create", task=None,
+                           details={"role": body.role, "name": body.name})  # fmt: skip
     return TokenCreated(role=body.role, name=body.name, token=token)

@@ -1,0 +1,319 @@
+// Flywheel console: plain JavaScript over the control plane's API. Nothing to build.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { token: sessionStorage.getItem("flywheel-token"), role: null, view: null,
+  tasks: [], item: null, timer: null, cycle: null };
+const COLORS = ["#2457c5", "#b42318", "#1a7f37", "#9a6700", "#6e40c9", "#0e7490"];
+
+function esc(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) =>
+    ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+const short = (id) => (id ? esc(String(id).slice(0, 12)) : "base model");
+const when = (iso) => (iso ? esc(iso.replace("T", " ").slice(0, 19)) : "");
+const num = (v, d = 3) => (v === null || v === undefined ? "n/a" : Number(v).toFixed(d));
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { "Authorization": `Bearer ${state.token}`, "Content-Type": "application/json" },
+  });
+  if (response.status === 401) { logout("Your token was refused: log in again."); throw new Error("401"); }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail ? JSON.stringify(body.detail) : response.statusText);
+  return body;
+}
+
+// -- log in and navigation -------------------------------------------------------------------
+async function login(token) {
+  state.token = token;
+  try {
+    const who = await api("/v1/whoami");
+    state.role = who.role;
+    sessionStorage.setItem("flywheel-token", token);
+    $("#who").textContent = `${who.name} (${who.role})`;
+    $("#login").hidden = true;
+    $("#tabs").hidden = false;
+    $("#logout").hidden = false;
+    for (const b of document.querySelectorAll("#tabs button")) {
+      b.hidden = !(state.role === "admin" || b.dataset.roles === state.role);
+    }
+    state.tasks = await api("/v1/tasks");
+    fillTaskSelects();
+    show(state.role === "reviewer" ? "review" : "overview");
+  } catch (error) {
+    if (error.message !== "401") $("#login-error").textContent = `Cannot log in: ${error.message}`;
+  }
+}
+
+function logout(message = "") {
+  sessionStorage.removeItem("flywheel-token");
+  state.token = null;
+  clearInterval(state.timer);
+  for (const v of document.querySelectorAll(".view")) v.hidden = true;
+  $("#login").hidden = false;
+  $("#tabs").hidden = true;
+  $("#logout").hidden = true;
+  $("#who").textContent = "";
+  $("#login-error").textContent = message;
+}
+
+function fillTaskSelects() {
+  const options = state.tasks.map((t) => `<option value="${esc(t.name)}">${esc(t.name)}</option>`).join("");
+  $("#review-task").innerHTML = `<option value="">all tasks</option>${options}`;
+  $("#adapter-task").innerHTML = options;
+}
+
+function show(view) {
+  state.view = view;
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.setAttribute("aria-current", b.dataset.view === view ? "page" : "false");
+  }
+  clearInterval(state.timer);
+  const refresh = { overview: loadOverview, review: loadQueue, cycles: loadCycles,
+    adapters: loadAdapters, audit: loadAudit }[view];
+  refresh();
+  if (view !== "review") state.timer = setInterval(refresh, 3000);
+  if (view === "review" && !state.item) nextItem();
+}
+
+// -- charts (inline SVG) ---------------------------------------------------------------------
+function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640, height = 220 } = {}) {
+  const points = series.flatMap((s) => s.points);
+  if (!points.length) return `<p class="muted">No data yet.</p>`;
+  const xs = points.map((p) => p.x), ys = points.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs) === x0 ? x0 + 1 : Math.max(...xs);
+  const lo = yMin ?? Math.min(...ys), hi = yMax ?? (Math.max(...ys) === lo ? lo + 1 : Math.max(...ys));
+  const L = 48, R = 12, T = 12, B = 28;
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (width - L - R);
+  const sy = (y) => height - B - ((y - lo) / (hi - lo)) * (height - T - B);
+  let svg = `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(yLabel)}">`;
+  for (let i = 0; i <= 4; i++) {
+    const y = lo + ((hi - lo) * i) / 4;
+    svg += `<line x1="${L}" x2="${width - R}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e5e8ee"/>`;
+    svg += `<text x="${L - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${num(y, 2)}</text>`;
+  }
+  series.forEach((s, k) => {
+    const color = COLORS[k % COLORS.length];
+    const path = s.points.map((p, i) => `${i ? "L" : "M"}${sx(p.x)},${sy(p.y)}`).join(" ");
+    if (s.points.length > 1 && !s.dotsOnly) svg += `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`;
+    for (const p of s.points) {
+      if (p.lo !== undefined) svg += `<line x1="${sx(p.x)}" x2="${sx(p.x)}" y1="${sy(p.lo)}" y2="${sy(p.hi)}" stroke="${color}"/>`;
+      svg += `<circle cx="${sx(p.x)}" cy="${sy(p.y)}" r="${p.big ? 6 : 4}" fill="${p.hollow ? "#fff" : color}" stroke="${color}" stroke-width="2"><title>${esc(p.label ?? "")}</title></circle>`;
+    }
+  });
+  svg += `<text x="4" y="12" font-size="11">${esc(yLabel)}</text></svg>`;
+  const legend = series.map((s, k) => `<span style="color:${COLORS[k % COLORS.length]}">● ${esc(s.name)}</span>`).join("");
+  return svg + `<div class="legend">${legend}</div>`;
+}
+const t = (iso) => Date.parse(iso.endsWith("Z") ? iso : `${iso}Z`);
+
+// -- overview ----------------------------------------------------------------------------------
+async function loadOverview() {
+  state.tasks = await api("/v1/tasks");
+  const cards = [];
+  for (const task of state.tasks) {
+    const growth = await api(`/v1/tasks/${encodeURIComponent(task.name)}/growth`);
+    const chart = lineChart([{ name: "ground-truth examples", points: growth.points.map((p) => ({
+      x: t(p.t), y: p.cumulative, label: `${p.t}: ${p.cumulative}` })) }],
+      { yLabel: "ground truth (cumulative)", yMin: 0, width: 320, height: 150 });
+    const sources = Object.entries(growth.by_source).map(([k, v]) => `${esc(k)} ${v}`).join(" · ");
+    cards.push(`<div class="card" data-task="${esc(task.name)}"><h2>${esc(task.name)}</h2>
+      <p>${esc(task.kind)} task · metric ${esc(task.metric ?? task.primary_metric ?? "")} · gate ${esc(task.gate.mode)}</p>
+      <p>Champion: <code class="champion">${short(task.champion)}</code></p>
+      <p>${growth.total} ground-truth examples <span class="muted">(${sources})</span></p>${chart}</div>`);
+  }
+  $("#task-cards").innerHTML = cards.join("") || `<p class="muted">No tasks yet: <code>flywheel task create</code>.</p>`;
+}
+
+// -- review queue ------------------------------------------------------------------------------
+async function loadQueue() {
+  const task = $("#review-task").value;
+  const q = await api(`/v1/review/queue${task ? `?task=${encodeURIComponent(task)}` : ""}`);
+  const parts = Object.entries(q.by_reason).map(([k, v]) => `${esc(k)}: ${v}`).join(" · ");
+  $("#queue-counts").innerHTML = `${q.pending} waiting <span class="muted">(${parts})</span>`;
+}
+
+async function nextItem() {
+  const task = $("#review-task").value || null;
+  const { item } = await api("/v1/review/lease", { method: "POST", body: JSON.stringify({ task }) });
+  state.item = item;
+  renderItem();
+  loadQueue();
+}
+
+function renderItem() {
+  const item = state.item;
+  if (!item) {
+    $("#review-item").innerHTML = `<p class="muted" id="queue-empty">Nothing to review. Press <kbd>n</kbd> to check again.</p>`;
+    return;
+  }
+  const feedback = item.feedback.map((f) => `<li>${esc(f.signal)}${f.rating ? ` ${f.rating}/5` : ""}
+    ${f.edited_output ? `: <q>${esc(f.edited_output)}</q>` : ""} <span class="muted">${when(f.occurred_at)}</span></li>`).join("");
+  $("#review-item").innerHTML = `<div class="item" data-inference="${esc(item.inference_id)}">
+    <p><strong>${esc(item.task)}</strong> · why: <span id="item-reason">${esc(item.reason)}</span> ·
+      confidence ${num(item.mean_logprob)} · adapter <code>${short(item.adapter_id)}</code> ·
+      lease until ${when(item.lease_expires_at)}</p>
+    <h3>Input</h3><pre id="item-input">${esc(item.input)}</pre>
+    <h3>Model output</h3><pre id="item-output">${esc(item.output)}</pre>
+    <h3>Feedback</h3>${feedback ? `<ul>${feedback}</ul>` : `<p class="muted">none</p>`}
+    <label for="correction">Correction</label>
+    <textarea id="correction" placeholder="Type the right output, then Ctrl+Enter">${esc(item.output)}</textarea>
+    <div class="row"><button class="primary" id="approve">Approve as is (a)</button>
+      <button id="send-correction">Send correction (Ctrl+Enter)</button>
+      <button id="skip">Skip (s)</button></div></div>`;
+  $("#approve").onclick = approve;
+  $("#send-correction").onclick = correct;
+  $("#skip").onclick = skip;
+}
+
+async function verdict(path, body, message) {
+  const item = state.item;
+  if (!item) return;
+  try {
+    await api(`/v1/review/items/${encodeURIComponent(item.inference_id)}/${path}`,
+      { method: "POST", body: JSON.stringify(body) });
+    $("#review-status").textContent = message;
+    state.item = null;
+    await nextItem();
+  } catch (error) {
+    $("#review-status").textContent = `Not saved: ${error.message}`;
+  }
+}
+const approve = () => verdict("approve", {}, "Approved.");
+const correct = () => verdict("correct", { corrected_output: $("#correction").value }, "Correction sent.");
+const skip = () => verdict("skip", {}, "Skipped.");
+
+// -- cycles ------------------------------------------------------------------------------------
+async function loadCycles() {
+  const cycles = await api("/v1/cycles");
+  $("#cycle-table tbody").innerHTML = cycles.map((c) => {
+    const p = c.progress || {};
+    const running = !["decided", "failed"].includes(c.state);
+    const bar = running && p.total ? ` <progress max="${p.total}" value="${p.step}"></progress>` : "";
+    return `<tr tabindex="0" data-cycle="${esc(c.cycle_id)}"><td>${when(c.started_at)}</td><td>${esc(c.task)}</td>
+      <td>${esc(c.trigger)}</td><td>${esc(c.state)}${bar}</td>
+      <td class="verdict-${esc(c.verdict || c.state)}">${esc(c.verdict || "")}</td><td><code>${short(c.adapter_id)}</code></td></tr>`;
+  }).join("");
+  for (const row of document.querySelectorAll("#cycle-table tbody tr")) {
+    row.onclick = () => showCycle(row.dataset.cycle);
+    row.onkeydown = (e) => { if (e.key === "Enter") showCycle(row.dataset.cycle); };
+  }
+  if (state.cycle) showCycle(state.cycle, false);
+}
+
+function sideBySide(rows, title) {
+  if (!rows || !rows.length) return "";
+  return `<h4>${esc(title)}</h4><table><thead><tr><th>Example</th><th>Reference</th><th>Candidate</th><th>Champion</th></tr></thead><tbody>${
+    rows.map((r) => `<tr><td><code>${short(r.id)}</code></td><td>${esc(r.reference)}</td><td>${esc(r.candidate)}</td><td>${esc(r.champion)}</td></tr>`).join("")}</tbody></table>`;
+}
+
+async function showCycle(cycleId, scroll = true) {
+  state.cycle = cycleId;
+  const c = await api(`/v1/cycles/${encodeURIComponent(cycleId)}`);
+  const d = c.decision || { reasons: [], evidence: {} };
+  const ev = d.evidence || {}, e = ev.eval || {}, r = ev.regression || {};
+  const interval = e.n ? lineChart([{ name: `improvement of ${ev.metric} (95% CI)`, dotsOnly: true,
+    points: [{ x: 0, y: e.delta_mean, lo: e.delta_low, hi: e.delta_high, big: true,
+      label: `${num(e.delta_low)} .. ${num(e.delta_high)}` }] }],
+    { yLabel: "candidate − champion", yMin: Math.min(-0.1, e.delta_low), yMax: Math.max(0.1, e.delta_high), width: 260, height: 160 }) : "";
+  const actions = c.verdict === "await_approval" ? `<div class="row"><button class="primary" id="approve-cycle">Approve and promote</button>
+    <button id="reject-cycle">Reject</button></div>` : "";
+  $("#cycle-detail").innerHTML = `<div class="card"><h2>Cycle <code>${esc(c.cycle_id)}</code> · ${esc(c.task)}</h2>
+    <p>State ${esc(c.state)} · verdict <span id="cycle-verdict" class="verdict-${esc(c.verdict)}">${esc(c.verdict || "pending")}</span>
+      · candidate <code>${short(c.adapter_id)}</code></p>
+    ${c.error ? `<p class="error">${esc(c.error)}</p>` : ""}
+    <ul>${(d.reasons || []).map((x) => `<li>${esc(x)}</li>`).join("")}</ul>${actions}
+    ${e.n ? `<p>Eval (${e.n} examples): champion ${num(e.champion)} → candidate ${num(e.candidate)};
+      ${e.wins} wins, ${e.losses} losses${e.mcnemar_p !== undefined ? `; McNemar p = ${Number(e.mcnemar_p).toPrecision(3)}` : ""}</p>${interval}` : ""}
+    ${r.n ? `<p>Regression set (${r.n} fixed mistakes): champion ${num(r.champion)} → candidate ${num(r.candidate)}; ${r.wins} wins, ${r.losses} losses</p>` : `<p class="muted">Regression set empty.</p>`}
+    ${sideBySide(e.win_examples, "Wins (candidate right where the champion was not)")}
+    ${sideBySide(e.loss_examples, "Losses")}${sideBySide(r.loss_examples, "Regression-set losses")}</div>`;
+  if (actions) {
+    $("#approve-cycle").onclick = () => decideCycle(c.cycle_id, "approve");
+    $("#reject-cycle").onclick = () => decideCycle(c.cycle_id, "reject");
+  }
+  if (scroll) $("#cycle-detail").scrollIntoView({ behavior: "smooth" });
+}
+
+async function decideCycle(cycleId, action) {
+  const reason = action === "reject" ? (prompt("Why reject it?") || "") : "";
+  try {
+    await api(`/v1/cycles/${encodeURIComponent(cycleId)}/${action}`, { method: "POST", body: JSON.stringify({ reason }) });
+  } catch (error) { alert(`${action} failed: ${error.message}`); }
+  await loadCycles();
+}
+
+// -- adapters ----------------------------------------------------------------------------------
+async function loadAdapters() {
+  const task = $("#adapter-task").value;
+  if (!task) return;
+  const q = encodeURIComponent(task);
+  const [detail, adapters, quality, drift] = await Promise.all([api(`/v1/tasks/${q}`),
+    api(`/v1/adapters?task=${q}`), api(`/v1/tasks/${q}/quality`), api(`/v1/tasks/${q}/drift`)]);
+  $("#quality-chart").innerHTML = lineChart([
+    { name: "candidate (filled: went live)", points: quality.map((c, i) => ({ x: i, y: c.candidate,
+      hollow: !c.went_live, label: `${c.adapter_id}: ${c.verdict}` })) },
+    { name: "champion on the same examples", points: quality.map((c, i) => ({ x: i, y: c.champion, label: `cycle ${c.cycle_id}` })) },
+  ], { yLabel: quality[0]?.metric || "metric" });
+  const driftSeries = [];
+  for (const [adapter, points] of Object.entries(drift.by_adapter)) {
+    driftSeries.push({ name: `${adapter.slice(0, 12)} corrections`, points: points.map((p) => ({ x: t(p.t), y: p.correction_rate, label: `${p.served} served` })) });
+    driftSeries.push({ name: `${adapter.slice(0, 12)} negative feedback`, points: points.map((p) => ({ x: t(p.t), y: p.negative_feedback_rate, label: `${p.served} served` })) });
+  }
+  $("#drift-chart").innerHTML = lineChart(driftSeries, { yLabel: `rate per ${drift.bucket}`, yMin: 0, yMax: 1 });
+  $("#history-table tbody").innerHTML = detail.champion_history.slice().reverse().map((h) => `<tr>
+    <td>${when(h.since)}</td><td>${when(h.until) || "live"}</td><td><code>${short(h.adapter_id)}</code></td>
+    <td>${esc(h.action)}</td><td>${esc(h.actor)}</td><td>${esc(h.reason)}</td></tr>`).join("");
+  $("#adapter-table tbody").innerHTML = adapters.map((a) => `<tr><td><code>${short(a.adapter_id)}</code></td>
+    <td>${when(a.created_at)}</td><td><code>${short(a.parent_adapter)}</code></td><td><code>${short(a.snapshot_id)}</code></td>
+    <td>${a.champion ? "<span class=ok>champion</span>" : ""}</td></tr>`).join("");
+  $("#adapter-status").innerHTML = `Champion: <code id="current-champion">${short(detail.champion)}</code>`;
+}
+
+async function rollback() {
+  const task = $("#adapter-task").value;
+  if (!task || !confirm(`Roll back the champion of ${task}?`)) return;
+  try {
+    await api(`/v1/tasks/${encodeURIComponent(task)}/rollback`, { method: "POST", body: JSON.stringify({ reason: "rolled back from the console" }) });
+  } catch (error) { $("#adapter-status").textContent = `Rollback failed: ${error.message}`; return; }
+  await loadAdapters();
+}
+
+// -- audit -------------------------------------------------------------------------------------
+async function loadAudit() {
+  const rows = await api("/v1/audit?limit=300");
+  $("#audit-table tbody").innerHTML = rows.map((r) => `<tr><td>${when(r.at)}</td><td>${esc(r.actor)}</td>
+    <td>${esc(r.action)}</td><td>${esc(r.task)}</td><td><code>${esc(JSON.stringify(r.details)).slice(0, 300)}</code></td></tr>`).join("");
+}
+
+// -- wiring ------------------------------------------------------------------------------------
+$("#login-form").onsubmit = (e) => { e.preventDefault(); login($("#token").value.trim()); };
+$("#logout").onclick = () => logout();
+$("#rollback").onclick = rollback;
+$("#adapter-task").onchange = loadAdapters;
+$("#review-task").onchange = () => { state.item = null; nextItem(); };
+for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => show(b.dataset.view);
+
+document.addEventListener("keydown", (e) => {
+  if (!state.token || !state.role) return;
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (state.view === "review" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); correct(); return; }
+  if (typing) { if (e.key === "Escape") document.activeElement.blur(); return; }
+  const tabs = [...document.querySelectorAll("#tabs button")].filter((b) => !b.hidden);
+  const index = Number(e.key) - 1;
+  if (index >= 0 && index < 5) {
+    const button = document.querySelector(`#tabs button:nth-child(${index + 1})`);
+    if (button && !button.hidden) show(button.dataset.view);
+    return;
+  }
+  if (state.view !== "review" || !tabs.length) return;
+  if (e.key === "a") { e.preventDefault(); approve(); }
+  else if (e.key === "c") { e.preventDefault(); $("#correction")?.focus(); $("#correction")?.select(); }
+  else if (e.key === "s") { e.preventDefault(); skip(); }
+  else if (e.key === "n") { e.preventDefault(); nextItem(); }
+});
+
+if (state.token) login(state.token);

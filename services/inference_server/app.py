@@ -1,0 +1,243 @@
+"""The inference server's HTTP API: answers from each task's champion, every answer captured.
+
+POST /v1/generate              {task, input}            → output, inference_id, adapter_id
+POST /v1/chat/completions      OpenAI-compatible; `model` names the task
+POST /v1/feedback              feedback on an answer, by its inference_id
+GET  /healthz                  no token: readiness, champions, swap figures
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from feedback.client import FlywheelClient
+from schemas.events import (
+    EventId,
+    FeedbackEvent,
+    FeedbackSignal,
+    InferenceEvent,
+    MetadataKey,
+    MetadataValue,
+    TaskName,
+    Text,
+)
+from schemas.validation import explain
+from services.control_plane.tokens import Principal
+from services.inference_server.champions import ChampionBook
+from services.inference_server.control_plane_link import ControlPlaneLink, ControlPlaneUnavailable
+from services.inference_server.model_host import AdapterLoadError, ModelHost
+from services.inference_server.promotions import PromotionFollower
+from training.chat_format import style_of
+from training.predict import Prediction, predict
+
+
+@dataclass
+class ServerState:
+    host: ModelHost
+    link: ControlPlaneLink
+    book: ChampionBook
+    follower: PromotionFollower
+    client: FlywheelClient
+    base_model_name: str
+    max_new_tokens: int
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    ready: bool = False
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: TaskName
+    input: Text
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=32)
+
+
+class Answer(BaseModel):
+    inference_id: str
+    task: str
+    output: str
+    adapter_id: str | None = Field(description="null: the base model answered")
+    base_model: str
+    mean_logprob: float
+    latency_ms: float
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: Annotated[str, Field(max_length=200_000)] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat-completions request; fields Flywheel does not use are accepted."""
+
+    model: TaskName = Field(description="The task's name")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
+    stream: bool = False
+    user: str | None = Field(default=None, max_length=256)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: TaskName
+    inference_id: EventId
+    signal: FeedbackSignal
+    rating: int | None = Field(default=None, ge=1, le=5)
+    edited_output: Text | None = None
+    user_id: Annotated[str, Field(max_length=256)] | None = None
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token with role app (flywheel token create)")
+
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller's principal; 401 without a valid token, 403 unless its role is app."""
+    state: ServerState = request.app.state.server
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "send a token as 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    try:
+        principal = await state.link.principal(credentials.credentials)
+    except ControlPlaneUnavailable as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    if principal.role not in ("app", "admin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"a {principal.role} token cannot call the inference server; "
+                            "it needs role app")  # fmt: skip
+    return principal
+
+
+App = Annotated[Principal, Depends(caller)]
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(title="Flywheel inference server", version="0.1.0")
+    app.state.server = state
+    app.add_exception_handler(HTTPException, _openai_style_error)
+    app.add_exception_handler(RequestValidationError, _openai_style_error)
+
+    @app.get("/healthz", summary="Readiness and what is served (no token)")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok" if state.ready else "starting",
+            "champions": state.book.as_dict(),
+            "loaded_adapters": state.host.loaded,
+            "swaps": state.follower.swaps,
+            "last_swap_s": state.follower.last_swap_s,
+            "refused_adapters": state.refused[-20:],
+        }
+
+    @app.post("/v1/generate", response_model=Answer, summary="Answer one input of a task")
+    async def generate(body: GenerateRequest, _who: App) -> Answer:
+        return await answer(state, body.task, body.input, body.metadata, None)
+
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible; `model` is the task")
+    async def chat(body: ChatRequest, who: App) -> dict[str, Any]:
+        if body.stream:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
+        users = [m.content for m in body.messages if m.role == "user" and m.content]
+        if not users:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                "messages hold no user message with content")  # fmt: skip
+        limit = body.max_completion_tokens or body.max_tokens
+        metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
+        result = await answer(state, body.model, users[-1], metadata, limit)
+        return {
+            "id": result.inference_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": result.output}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "system_fingerprint": result.adapter_id or "base",
+            "flywheel": result.model_dump(),
+        }  # fmt: skip
+
+    @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
+    async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
+        try:
+            event = FeedbackEvent(event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC),
+                                  **body.model_dump())  # fmt: skip
+        except ValidationError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
+        await asyncio.to_thread(state.client.emit, event)
+        return {"event_id": event.event_id, "status": "accepted"}
+
+    return app
+
+
+async def _openai_style_error(request: Request, error: Exception) -> JSONResponse:
+    """Errors carry FastAPI's ``detail`` and OpenAI's ``error`` object, so the OpenAI SDK
+    shows the reason (for example "no task named ...") instead of a bare status code."""
+    if isinstance(error, RequestValidationError):
+        code, detail = 422, explain_validation(error.errors())
+    else:
+        assert isinstance(error, HTTPException)
+        code, detail = error.status_code, str(error.detail)
+    kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+            422: "invalid_request_error", 400: "invalid_request_error"}.get(code, "api_error")
+    headers = getattr(error, "headers", None)
+    return JSONResponse({"detail": detail, "error": {"message": detail, "type": kind,
+                                                     "code": code}},
+                        status_code=code, headers=headers)  # fmt: skip
+
+
+def explain_validation(errors: Sequence[Any]) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
+                     for e in errors)  # fmt: skip
+
+
+async def answer(state: ServerState, task_name: str, text: str, metadata: dict[str, Any],
+                 max_new_tokens: int | None) -> Answer:  # fmt: skip
+    if not state.ready:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still loading")
+    try:
+        task = await state.link.task(task_name)
+    except ControlPlaneUnavailable as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    if task is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no task named {task_name}: create it with `flywheel task create`",
+        )
+    adapter_id = state.book.current(task_name)
+    started = time.perf_counter()
+    style = style_of(task)
+    limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
+    try:
+        prediction: Prediction = (await state.host.call(
+            adapter_id, lambda model, tok: predict(model, tok, style, [text], max_new_tokens=limit)
+        ))[0]  # fmt: skip
+    except AdapterLoadError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    latency_ms = (time.perf_counter() - started) * 1000
+    event = InferenceEvent(
+        event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), task=task_name, input=text,
+        output=prediction.output, base_model=state.base_model_name, adapter_id=adapter_id,
+        latency_ms=round(latency_ms, 3), mean_logprob=round(prediction.mean_logprob, 6),
+        metadata=metadata,
+    )  # fmt: skip
+    await asyncio.to_thread(state.client.emit, event)
+    return Answer(inference_id=event.event_id, task=task_name, output=prediction.output,
+                  adapter_id=adapter_id, base_model=state.base_model_name,
+                  mean_logprob=prediction.mean_logprob, latency_ms=latency_ms)  # fmt: skip

@@ -1,0 +1,116 @@
+"""``flywheel serve``: an inference server. Stateless: run as many as you like.
+
+It loads the base model once, asks the control plane for the tasks and their champions,
+loads those adapters, then follows flywheel.promotions to swap champions in place. Answers
+are published as inference events through the SDK client, which spools them to disk while
+Kafka is unreachable, so an answer is never lost and a request never fails because of Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from feedback.client import FlywheelClient
+from services.broker import port_is_free
+from services.errors import PortInUseError, ServiceError
+from services.inference_server.app import ServerState, create_app
+from services.inference_server.champions import ChampionBook
+from services.inference_server.control_plane_link import ControlPlaneLink
+from services.inference_server.model_host import ModelHost
+from services.inference_server.promotions import PromotionFollower
+from services.settings import Settings
+from training.checkpoints import resolve_base_model
+
+log = logging.getLogger(__name__)
+
+
+class _LoopServer(uvicorn.Server):
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def server_token(settings: Settings) -> str:
+    """FLYWHEEL_SERVER_TOKEN, else the local control plane's token file."""
+    if settings.server_token is not None:
+        return settings.server_token.get_secret_value()
+    path = settings.run_dir / "cli.token"
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise ServiceError(
+            f"no token to reach the control plane: set FLYWHEEL_SERVER_TOKEN (a token from "
+            f"`flywheel token create --role app`) or run `flywheel up` here first ({path})"
+        ) from error
+
+
+def run(settings: Settings, *, progress: Callable[[str], None] | None = None) -> None:
+    if not port_is_free(settings.serve_host, settings.serve_port):
+        raise PortInUseError(
+            f"port {settings.serve_port} on {settings.serve_host} is taken; stop what uses it "
+            "or set FLYWHEEL_SERVE_PORT"
+        )
+    token = server_token(settings)
+    base_path = resolve_base_model(settings.base_model, settings.models_dir, progress=progress)
+    host = ModelHost(base_path)
+    if progress:
+        progress(f"loading the base model from {base_path}")
+    host.load()
+    try:
+        asyncio.run(_serve(settings, host, token, base_path))
+    finally:
+        host.close()
+
+
+async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Path) -> None:
+    link = ControlPlaneLink(settings.api_url, token)
+    book = ChampionBook()
+    spool = settings.spool_dir / f"server-{settings.serve_port}"
+    client = FlywheelClient(settings.bootstrap, spool_dir=spool)
+    refused: list[dict] = []
+    follower = PromotionFollower(
+        bootstrap=settings.bootstrap, book=book, host=host, adapters_dir=settings.adapters_dir,
+        on_refused=lambda task, adapter, reason: refused.append(
+            {"task": task, "adapter_id": adapter, "reason": reason}),
+    )  # fmt: skip
+    state = ServerState(host=host, link=link, book=book, follower=follower, client=client,
+                        base_model_name=settings.base_model or base_path.name,
+                        max_new_tokens=settings.serve_max_new_tokens, refused=refused)  # fmt: skip
+    server = _LoopServer(uvicorn.Config(
+        create_app(state), host=settings.serve_host, port=settings.serve_port,
+        log_level="warning", access_log=False, lifespan="off",
+    ))  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await follower.start()  # subscribe first: nothing published meanwhile is missed
+        for row in await link.snapshot():
+            await follower.apply(row["name"], row.get("champion"), row.get("champion_since"))
+        state.ready = True
+        log.info("inference server up: http://%s:%d, serving %s", settings.serve_host,
+                 settings.serve_port, book.as_dict())  # fmt: skip
+        tasks = {
+            asyncio.create_task(follower.run(), name="promotions"),
+            asyncio.create_task(server.serve(), name="api"),
+            asyncio.create_task(stop.wait(), name="signal"),
+        }
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=10)
+        for task in tasks:
+            task.cancel()
+        for task in done:
+            if task.get_name() != "signal" and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        await follower.stop()
+        await link.close()
+        await asyncio.to_thread(client.close, 10)

@@ -1,0 +1,107 @@
+"""Follow flywheel.promotions and swap champions in place.
+
+The follower reads the topic from the beginning with no consumer group (every server sees
+every promotion; the topic is tiny), and applies a message only when it is newer than the
+book's entry. The new adapter is verified and loaded before the book points at it, so the
+swap itself is a dictionary update: no request waits for a load and none fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.topics import PROMOTIONS
+from services.inference_server.champions import ChampionBook, parse_time
+from services.inference_server.model_host import AdapterLoadError, ModelHost
+
+log = logging.getLogger(__name__)
+
+
+class PromotionFollower:
+    def __init__(self, *, bootstrap: str, book: ChampionBook, host: ModelHost,
+                 adapters_dir: Path, on_refused: Callable[[str, str | None, str], None]
+                 ) -> None:  # fmt: skip
+        self.bootstrap = bootstrap
+        self.book = book
+        self.host = host
+        self.adapters_dir = adapters_dir
+        self.on_refused = on_refused
+        self.last_swap_s: float | None = None
+        self.swaps = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def apply(self, task: str, adapter_id: str | None, at: str | None) -> bool:
+        """Load (verified) and switch to a task's new champion; False when refused or stale."""
+        since = parse_time(at)
+        if not self.book.is_newer(task, since):
+            return False
+        started = time.perf_counter()
+        if adapter_id is not None:
+            try:
+                await self.host.ensure_loaded(adapter_id, adapter_dir(self.adapters_dir,
+                                                                      adapter_id))  # fmt: skip
+            except AdapterLoadError as error:
+                log.error("refused champion %s of task %s: %s; still serving %s", adapter_id,
+                          task, error, self.book.current(task) or "the base model")  # fmt: skip
+                self.on_refused(task, adapter_id, str(error))
+                return False
+        previous = self.book.current(task)
+        self.book.apply(task, adapter_id, since)
+        self.last_swap_s = time.perf_counter() - started
+        self.swaps += 1
+        await self.host.pin(self.book.adapters())
+        log.info("task %s now served by %s (was %s), swapped in %.3f s", task,
+                 adapter_id or "the base model", previous or "the base model",
+                 self.last_swap_s)  # fmt: skip
+        return True
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+            fetch_max_wait_ms=100, client_id="flywheel-inference-server",
+        )  # fmt: skip
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(PROMOTIONS) or set()
+        if not partitions:
+            await consumer.stop()
+            raise RuntimeError(f"topic {PROMOTIONS} does not exist; start the control plane first")
+        assigned = [TopicPartition(PROMOTIONS, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        self._consumer = consumer
+
+    async def run(self) -> None:
+        assert self._consumer is not None, "start() first"
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=100)
+            for records in batches.values():
+                for record in records:
+                    await self._handle(record.value)
+
+    async def _handle(self, raw: bytes | None) -> None:
+        try:
+            message: dict[str, Any] = json.loads(raw or b"")
+            task, adapter_id = message["task"], message.get("adapter_id")
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed promotion message: %r", (raw or b"")[:200])
+            return
+        await self.apply(task, adapter_id, message.get("at"))
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+def adapter_dir(adapters_dir: Path, adapter_id: str) -> Path:
+    """The adapter's directory; an id that is not a plain name cannot escape adapters_dir."""
+    if not adapter_id or not all(c.isalnum() or c in "-_" for c in adapter_id):
+        raise AdapterLoadError(f"adapter id {adapter_id!r} is not a valid adapter name")
+    return adapters_dir / adapter_id

@@ -1,0 +1,105 @@
+"""Answer live inputs the way the gate scored them, with the model's confidence.
+
+Label tasks pick the label exactly as evaluation does (first reply token when the labels'
+first tokens differ, else the whole label's log-likelihood), so what is served is what was
+measured. Text tasks generate greedily. Confidence is the mean token log-probability of the
+answer: the reviewer queue puts low-confidence answers first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from training.chat_format import PromptStyle, end_of_turn, prompt_ids, target_ids
+from training.scoring import reply_logprobs
+
+DEFAULT_MAX_SEQ_LEN = 96  # the training recipe's default: prompts are cut the same way
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    output: str
+    mean_logprob: float
+    output_tokens: int
+
+
+def prompt_budget(style: PromptStyle, max_seq_len: int) -> int:
+    """Prompt tokens allowed, as in training and scoring: labels are short, text up to half."""
+    return max_seq_len - 8 if style.kind == "label" else max_seq_len // 2
+
+
+@torch.no_grad()
+def predict(
+    model: Any,
+    tokenizer: Any,
+    style: PromptStyle,
+    inputs: Sequence[str],
+    *,
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    max_new_tokens: int = 96,
+) -> list[Prediction]:
+    model.eval()
+    budget = prompt_budget(style, max_seq_len)
+    prompts = [prompt_ids(tokenizer, style, text, budget) for text in inputs]
+    if style.kind == "label":
+        return _labels(model, tokenizer, style, prompts)
+    return _generate(model, tokenizer, prompts, max_new_tokens)
+
+
+def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]]
+            ) -> list[Prediction]:  # fmt: skip
+    label_ids = [target_ids(tokenizer, label) for label in style.labels]
+    firsts = [ids[0] for ids in label_ids]
+    pad = tokenizer.pad_token_id
+    if len(set(firsts)) == len(firsts):
+        # One pass: the prompt plus any one token; only the reply's first position is read.
+        pairs = [(prompt, [firsts[0]]) for prompt in prompts]
+        _, first_logprobs = reply_logprobs(model, pairs, pad, len(pairs), firsts)
+        out = []
+        for values in first_logprobs:
+            best = max(range(len(values)), key=values.__getitem__)
+            out.append(Prediction(style.labels[best], values[best], 1))
+        return out
+    pairs = [(prompt, ids) for prompt in prompts for ids in label_ids]
+    scores, _ = reply_logprobs(model, pairs, pad, len(pairs))
+    k = len(label_ids)
+    out = []
+    for row in range(len(prompts)):
+        totals = scores[row * k : (row + 1) * k]
+        best = max(range(k), key=lambda j: totals[j][0])  # as scoring ranks them
+        total, count = totals[best]
+        out.append(Prediction(style.labels[best], total / count, count))
+    return out
+
+
+def _generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
+              ) -> list[Prediction]:  # fmt: skip
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):  # left padding: every reply starts at `width`
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    stop = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
+    out = model.generate(
+        input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
+        do_sample=False, eos_token_id=stop, pad_token_id=pad,
+        output_scores=True, return_dict_in_generate=True,
+    )  # fmt: skip
+    steps = torch.stack([s.float().log_softmax(-1) for s in out.scores], dim=1)
+    new_tokens = out.sequences[:, width:]
+    chosen = steps.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+    predictions = []
+    for row in range(len(prompts)):
+        tokens = new_tokens[row].tolist()
+        length = tokens.index(stop) + 1 if stop in tokens else len(tokens)
+        mean = float(chosen[row, :length].mean()) if length else 0.0
+        text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
+        predictions.append(Prediction(text, mean, length))
+    return predictions
