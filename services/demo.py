@@ -7,6 +7,9 @@
    events on every path show the dead-letter side. Prints what was stored and rejected, why.
 3. Learning: held-out accuracy before, a retraining cycle, the gate's decision, accuracy after.
 4. A poisoned batch (a careless reviewer flips labels): the next candidate is rejected.
+5. Serving: an inference server answers new emails with the champion (plain HTTP and the
+   OpenAI SDK), users give feedback, and the review queue fills. The control plane and the
+   server keep running; the demo prints the console's link and tokens (`make stop` ends them).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from schemas.topics import CORRECTIONS, FEEDBACK, INFERENCE
 from services.settings import Settings
 
 console = Console()
-STREAM, HELD_OUT, POISON, FAQ_HTTP, FAQ_IMPORT = 500, 100, 160, 40, 100
+STREAM, HELD_OUT, POISON, FAQ_HTTP, FAQ_IMPORT, SERVED = 500, 100, 160, 40, 100, 30
 SPAM_TASK = {
     "name": "spam",
     "kind": "label",
@@ -67,15 +70,20 @@ class Demo:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://{settings.api_host}:{settings.api_port}"
         self.admin: dict[str, str] = {}
+        self.server: subprocess.Popen[bytes] | None = None
 
     # -- the control plane ----------------------------------------------------------------
 
     def start(self) -> None:
         console.rule("[bold]1. Starting the control plane")
+        if (self.settings.run_dir / "control-plane.json").exists():
+            console.print("stopping the services a previous demo left running")
+            self.cli("down")
         log = open(self.settings.home / "demo" / "control-plane.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "up"], stdout=log, stderr=subprocess.STDOUT
-        )
+        self.process = subprocess.Popen(  # its own session: it outlives the demo
+            [sys.executable, "-m", "services.cli.main", "up"], stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -95,9 +103,63 @@ class Demo:
         raise SystemExit("the control plane did not start within 90 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+        for process in (self.server, self.process):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+
+    # -- serving --------------------------------------------------------------------------
+
+    def serve(self, emails: list[SampleExample]) -> dict[str, Any]:
+        console.rule("[bold]5. Serving: the champion answers, users react, reviewers get work")
+        log = open(self.work / "inference-server.log", "ab")  # noqa: SIM115
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "serve"], stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        server_url = f"http://{self.settings.serve_host}:{self.settings.serve_port}"
+        deadline = time.monotonic() + 120
+        while True:
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the inference server did not start; see {log.name}")
+            try:
+                if httpx.get(f"{server_url}/healthz", timeout=1).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        health = httpx.get(f"{server_url}/healthz").json()
+        console.print(f"inference server up at {server_url}, serving {health['champions']}")
+        tokens = {role: self.api("POST", "/v1/tokens", {"role": role, "name": f"demo-{role}"})
+                  ["token"] for role in ("app", "reviewer", "operator")}  # fmt: skip
+        import openai
+
+        client = openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["app"])
+        right = 0
+        app_headers = {"Authorization": f"Bearer {tokens['app']}"}
+        with httpx.Client(base_url=server_url, timeout=60, headers=app_headers) as http:
+            for i, email in enumerate(emails):
+                if i % 2:  # an app that already speaks OpenAI only changes its base URL
+                    reply = client.chat.completions.create(
+                        model="spam", messages=[{"role": "user", "content": email.input}])
+                    output, inference_id = reply.choices[0].message.content, reply.id
+                else:
+                    body = http.post("/v1/generate",
+                                     json={"task": "spam", "input": email.input}).json()
+                    output, inference_id = body["output"], body["inference_id"]
+                right += output == email.output
+                signal = "thumbs_up" if output == email.output else "thumbs_down"
+                http.post("/v1/feedback", json={"task": "spam", "inference_id": inference_id,
+                                                "signal": signal})  # fmt: skip
+        console.print(
+            f"the server answered {len(emails)} new emails ({len(emails) // 2} through the "
+            f"OpenAI SDK): {right} right; users gave thumbs up or down on each"
+        )
+        time.sleep(2)
+        queue = self.api("GET", "/v1/review/queue?task=spam", token=tokens["reviewer"])
+        console.print(f"review queue: {queue['pending']} items waiting {queue['by_reason']}")
+        return {"server_url": server_url, "served": len(emails), "served_right": right,
+                "tokens": tokens, "queue": queue}  # fmt: skip
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else self.admin
@@ -354,9 +416,10 @@ def main() -> None:
 
     transformers_logging.disable_progress_bar()
     settings = Settings()
-    emails = load_spam_emails(STREAM + HELD_OUT + POISON, seed=7)
+    emails = load_spam_emails(STREAM + HELD_OUT + POISON + SERVED, seed=7)
     stream, held_out = emails[:STREAM], emails[STREAM : STREAM + HELD_OUT]
-    poison = emails[STREAM + HELD_OUT :]
+    poison = emails[STREAM + HELD_OUT : STREAM + HELD_OUT + POISON]
+    served = emails[STREAM + HELD_OUT + POISON :]
     from training.checkpoints import load_tokenizer, resolve_base_model
 
     with console.status("preparing the base model (converted once, about 30 s)"):
@@ -416,6 +479,7 @@ def main() -> None:
             f"champion after the poisoned cycle: [bold]{still or 'base model'}[/bold]"
             + (" (unchanged: the bad batch never reached production)" if still == champion else "")
         )
+        serving = demo.serve(served)
         summary = {
             "held_out_before": before,
             "held_out_after": after,
@@ -424,17 +488,27 @@ def main() -> None:
             "poisoned_verdict": poisoned.get("verdict"),
             "champion": champion,
             "champion_after_poison": still,
+            "served": serving["served"],
+            "served_right": serving["served_right"],
+            "review_queue": serving["queue"],
+            "console_url": demo.url,
+            "server_url": serving["server_url"],
         }
         (demo.work / "summary.json").write_text(json.dumps(summary, indent=2))
-        console.rule("[bold]done")
+        console.rule("[bold]done: the service keeps running")
+        tokens = serving["tokens"]
         console.print(
-            f"data lives in {settings.home}; `flywheel up` serves it again, "
-            f"`flywheel status` and `flywheel adapters list` show it, and "
-            f"`flywheel eval spam --data {demo.work / 'spam-held-out.jsonl'}` "
-            "scores the champion on the held-out emails."
+            f"[bold]Console:[/bold] {demo.url}  (log in with a token below; each is shown once)\n"
+            f"  operator: {tokens['operator']}\n  reviewer: {tokens['reviewer']}\n"
+            f"[bold]Inference server:[/bold] {serving['server_url']}/v1/generate, or the OpenAI "
+            f"SDK with base_url={serving['server_url']}/v1 and api_key={tokens['app']}\n"
+            f"Data lives in {settings.home}. `flywheel status`, `flywheel adapters list` and "
+            f"`flywheel eval spam --data {demo.work / 'spam-held-out.jsonl'}` work now.\n"
+            "[bold]Stop everything:[/bold] make stop  (or: .venv/bin/flywheel down)"
         )
-    finally:
-        demo.stop()
+    except BaseException:
+        demo.stop()  # a failed or interrupted demo leaves nothing running
+        raise
 
 
 def _has_task(demo: Demo) -> bool:

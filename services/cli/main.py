@@ -70,6 +70,34 @@ def serve() -> None:
 
 
 @app.command()
+def down(
+    timeout_s: Annotated[float, typer.Option(help="Seconds to wait for each process.")] = 30,
+) -> None:
+    """Stop the control plane and the inference servers started from this FLYWHEEL_HOME."""
+    import os
+    import signal
+    import time
+
+    settings = load_settings()
+    files = sorted(settings.run_dir.glob("server-*.json"))
+    files += [settings.run_dir / "control-plane.json"]  # servers first, then the plane
+    stopped = 0
+    for path in files:
+        try:
+            pid = int(json.loads(path.read_text())["pid"])
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, KeyError):
+            continue
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and path.exists():
+            time.sleep(0.2)
+        stopped += 1
+        console.print(f"stopped {path.stem} (pid {pid})")
+    if not stopped:
+        console.print("nothing was running from this FLYWHEEL_HOME")
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -90,11 +92,15 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    run_file = settings.run_dir / f"server-{settings.serve_port}.json"
     try:
         await follower.start()  # subscribe first: nothing published meanwhile is missed
         for row in await link.snapshot():
             await follower.apply(row["name"], row.get("champion"), row.get("champion_since"))
         state.ready = True
+        url = f"http://{settings.serve_host}:{settings.serve_port}"
+        run_file.write_text(json.dumps({"pid": os.getpid(), "url": url}))
         log.info("inference server up: http://%s:%d, serving %s", settings.serve_host,
                  settings.serve_port, book.as_dict())  # fmt: skip
         tasks = {
@@ -111,6 +117,7 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
             if task.get_name() != "signal" and not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
     finally:
+        run_file.unlink(missing_ok=True)
         await follower.stop()
         await link.close()
         await asyncio.to_thread(client.close, 10)

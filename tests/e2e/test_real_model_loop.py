@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import duckdb
+import httpx
 import pytest
 
 from tests.conftest import free_port
@@ -20,10 +21,21 @@ def test_promoted_adapter_improves_held_out_accuracy_and_a_poisoned_batch_is_rej
     home = tmp_path / "home"
     env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_API_PORT": str(free_port()),
            "FLYWHEEL_EMBEDDED_BROKER_PORT": str(free_port())}  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "services.demo"], env=env,
-                            capture_output=True, text=True, timeout=3600)  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((home / "demo" / "summary.json").read_text())
+    try:
+        result = subprocess.run([sys.executable, "-m", "services.demo"], env=env,
+                                capture_output=True, text=True, timeout=3600)  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        summary = json.loads((home / "demo" / "summary.json").read_text())
+        # The demo leaves the service running: the console answers, the server serves.
+        assert f"Console: {summary['console_url']}" in result.stdout
+        assert httpx.get(f"{summary['console_url']}/").status_code == 200
+        health = httpx.get(f"{summary['server_url']}/healthz").json()
+        assert health["champions"]["spam"] == summary["champion"]
+        assert summary["served"] == 30 and summary["review_queue"]["pending"] > 0
+    finally:
+        down = subprocess.run([sys.executable, "-m", "services.cli.main", "down"], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "stopped control-plane" in down.stdout, down.stdout + down.stderr
     assert summary["first_verdict"] == "promote", summary
     assert summary["held_out_after"] >= summary["held_out_before"] + 0.1, summary
     assert summary["poisoned_verdict"] == "reject", summary

@@ -24,14 +24,15 @@ def define_task(plane: ControlPlaneProcess, tmp_path: Path, name: str, **overrid
     assert result.returncode == 0, result.stderr
 
 
-def import_examples(plane: ControlPlaneProcess, tmp_path: Path, task: str, count: int = 60) -> None:
+def import_examples(plane: ControlPlaneProcess, tmp_path: Path, task: str, count: int = 60,
+                    already: int = 0) -> None:  # fmt: skip
     data = tmp_path / f"{task}.jsonl"
     data.write_text("\n".join(json.dumps({
         "input": f"note {i}: " + ("wire the money today" if i % 2 else "the meeting moved"),
         "output": "yes" if i % 2 else "no",
     }) for i in range(count)) + "\n")  # fmt: skip
     assert plane.cli("import", task, "--data", str(data)).returncode == 0
-    plane.wait_for(lambda s: s["tasks"].get(task, {}).get("ground_truth") == count)
+    plane.wait_for(lambda s: s["tasks"].get(task, {}).get("ground_truth") == already + count)
 
 
 def cycles_of(plane: ControlPlaneProcess, task: str) -> list[dict]:

@@ -171,3 +171,13 @@ def test_champion_swaps_in_place_under_load_with_no_failed_request_and_rolls_bac
         runs = [a for i, a in enumerate(served) if i == 0 or served[i - 1] != a]
         assert runs == [first, second, first], runs
     assert server.health()["swaps"] >= 3
+
+
+def test_down_stops_the_servers_and_the_control_plane(plane, server):
+    server.start()
+    assert (plane.home / "run" / f"server-{server.port}.json").exists()
+    result = plane.cli("down")
+    assert result.returncode == 0, result.stderr
+    assert "stopped server" in result.stdout and "stopped control-plane" in result.stdout
+    assert server.process.wait(30) == 0 and plane.process.wait(30) == 0
+    assert not list((plane.home / "run").glob("*.json"))

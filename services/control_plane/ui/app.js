@@ -286,7 +286,7 @@ async function rollback() {
 async function loadAudit() {
   const rows = await api("/v1/audit?limit=300");
   $("#audit-table tbody").innerHTML = rows.map((r) => `<tr><td>${when(r.at)}</td><td>${esc(r.actor)}</td>
-    <td>${esc(r.action)}</td><td>${esc(r.task)}</td><td><code>${esc(JSON.stringify(r.details)).slice(0, 300)}</code></td></tr>`).join("");
+    <td>${esc(r.action)}</td><td>${esc(r.task)}</td><td><code>${esc(JSON.stringify(r.details).slice(0, 300))}</code></td></tr>`).join("");
 }
 
 // -- wiring ------------------------------------------------------------------------------------
