@@ -56,11 +56,10 @@ def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[i
     firsts = [ids[0] for ids in label_ids]
     pad = tokenizer.pad_token_id
     if len(set(firsts)) == len(firsts):
-        # One pass: the prompt plus any one token; only the reply's first position is read.
-        pairs = [(prompt, [firsts[0]]) for prompt in prompts]
-        _, first_logprobs = reply_logprobs(model, pairs, pad, len(pairs), firsts)
+        # One pass over the prompt; only the last position's logits are computed.
+        logprobs = _next_token_logprobs(model, prompts, pad)[:, firsts]
         out = []
-        for values in first_logprobs:
+        for values in logprobs.tolist():
             best = max(range(len(values)), key=values.__getitem__)
             out.append(Prediction(style.labels[best], values[best], 1))
         return out
@@ -74,6 +73,21 @@ def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[i
         total, count = totals[best]
         out.append(Prediction(style.labels[best], total / count, count))
     return out
+
+
+def _next_token_logprobs(model: Any, prompts: list[list[int]], pad: int) -> torch.Tensor:
+    """Log-probabilities of the token after each prompt (left-padded batch, true positions)."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                   position_ids=positions.to(device), logits_to_keep=1).logits  # fmt: skip
+    return torch.log_softmax(logits[:, -1].float(), dim=-1)
 
 
 def _generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int

@@ -190,13 +190,13 @@ class CycleRunner:
         """Move the champion alias and tell the inference servers."""
         message = await self.store.call(set_champion, task=task, adapter_id=adapter_id,
                                         actor=actor, action=action, reason=reason)  # fmt: skip
+        if self.producer is not None:  # servers swap first; bookkeeping follows
+            await self.producer.send_and_wait(
+                PROMOTIONS, json.dumps(message).encode(), key=task.encode()
+            )
         if adapter_id is not None and action in ("promote", "approve"):
             record = await self.store.call(get_adapter, adapter_id)
             if record is not None:
                 await self.store.call(remember_fixed_mistakes, task=task,
                                       snapshot_id=record.snapshot_id)  # fmt: skip
-        if self.producer is not None:
-            await self.producer.send_and_wait(
-                PROMOTIONS, json.dumps(message).encode(), key=task.encode()
-            )
         return message

@@ -220,16 +220,17 @@ async def answer(state: ServerState, task_name: str, text: str, metadata: dict[s
             status.HTTP_404_NOT_FOUND,
             f"no task named {task_name}: create it with `flywheel task create`",
         )
-    adapter_id = state.book.current(task_name)
     started = time.perf_counter()
     style = style_of(task)
     limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
-    try:
-        prediction: Prediction = (await state.host.call(
-            adapter_id, lambda model, tok: predict(model, tok, style, [text], max_new_tokens=limit)
-        ))[0]  # fmt: skip
+    try:  # the champion is read when the model thread starts the request: never stale
+        adapter_id, predictions = await state.host.call(
+            lambda: state.book.current(task_name),
+            lambda model, tok: predict(model, tok, style, [text], max_new_tokens=limit),
+        )
     except AdapterLoadError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    prediction: Prediction = predictions[0]
     latency_ms = (time.perf_counter() - started) * 1000
     event = InferenceEvent(
         event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), task=task_name, input=text,

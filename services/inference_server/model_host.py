@@ -1,10 +1,10 @@
 """One base model in memory with the tasks' adapters beside it, used from one thread.
 
 Every model call (a request, loading or dropping an adapter) runs on the host's single
-thread, in the order it was submitted. That is what makes a hot swap safe: a request that
-was dispatched with the old champion is queued before the swap's clean-up and finishes on
-the old weights; every request after the swap gets the new ones. Nothing is ever mutated
-under a running forward pass.
+thread, so nothing is ever mutated under a running forward pass. Loading an adapter jumps
+the queue of waiting requests (it takes about 0.06 s), and a request picks its adapter when
+it starts running, not when it arrived: once a swap is done, every request that starts gets
+the new weights, and a request that started before it finishes on the old ones.
 
 An adapter is loaded only after its files hash to its name (adapters are immutable and named
 by content hash), so a corrupted or half-copied adapter is refused and a stale one cannot
@@ -14,11 +14,14 @@ exist.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,24 +38,59 @@ class AdapterLoadError(Exception):
     """An adapter cannot be served (missing, corrupted); the current champion stays."""
 
 
+URGENT, NORMAL = 0, 1
+
+
+class _ModelThread:
+    """One worker thread with a priority queue: adapter loads before waiting requests."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.PriorityQueue[tuple[int, int, Callable[[], Any] | None, Future]] = (
+            queue.PriorityQueue()
+        )
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._work, name="model", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T], priority: int = NORMAL) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((priority, next(self._order), fn, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, fn, future = self._jobs.get()
+            if fn is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as error:  # handed to the caller, never kills the thread
+                future.set_exception(error)
+
+    def shutdown(self) -> None:
+        self._jobs.put((2, next(self._order), None, Future()))
+        self._thread.join(30)
+
+
 class ModelHost:
     def __init__(self, base_model: Path, *, max_adapters: int = 8, threads: int | None = None
                  ) -> None:  # fmt: skip
         self.base_model = base_model
         self.max_adapters = max_adapters
         self._threads = threads
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._worker = _ModelThread()
         self._loaded: OrderedDict[str, Path] = OrderedDict()  # adapter id → dir, LRU order
         self.model: Any = None
         self.tokenizer: Any = None
         self._peft: Any = None
         self._pinned: set[str] = set()
-        self._lock = threading.Lock()
 
     # -- lifecycle (blocking; call from a thread or before serving) -------------------------
 
     def load(self) -> None:
-        self._executor.submit(self._load).result()
+        self._worker.submit(self._load).result()
 
     def _load(self) -> None:
         if self._threads:
@@ -62,25 +100,39 @@ class ModelHost:
         self.model.eval()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown()
 
     # -- on the model thread ----------------------------------------------------------------
 
-    async def call(self, adapter_id: str | None, fn: Callable[[Any, Any], T]) -> T:
-        """Run ``fn(model, tokenizer)`` with the adapter active (None: the base model)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._with_adapter, adapter_id, fn)
+    async def call(self, choose: Callable[[], str | None], fn: Callable[[Any, Any], T]
+                   ) -> tuple[str | None, T]:  # fmt: skip
+        """Run ``fn(model, tokenizer)`` with the adapter ``choose()`` names when the call
+        starts (None: the base model); returns that adapter id and fn's result."""
+
+        def job() -> tuple[str | None, T]:
+            adapter_id = choose()
+            return adapter_id, self._with_adapter(adapter_id, fn)
+
+        return await asyncio.wrap_future(self._worker.submit(job))
 
     async def ensure_loaded(self, adapter_id: str, directory: Path) -> float:
-        """Verify and load an adapter (no-op when loaded); returns seconds spent."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._ensure, adapter_id, directory)
+        """Verify (off the model thread) and load an adapter ahead of waiting requests;
+        returns the seconds it took. A no-op when it is loaded already."""
+        started = time.perf_counter()
+        if adapter_id not in self._loaded:
+            try:
+                await asyncio.to_thread(verify_adapter, directory)
+            except (OSError, ValueError) as error:
+                raise AdapterLoadError(str(error)) from error
+        await asyncio.wrap_future(
+            self._worker.submit(lambda: self._ensure(adapter_id, directory), URGENT)
+        )
+        return time.perf_counter() - started
 
     async def pin(self, adapter_ids: set[str | None]) -> None:
         """Keep these adapters (the champions) loaded; others may be evicted beyond the cap."""
-        loop = asyncio.get_running_loop()
         wanted = {a for a in adapter_ids if a is not None}
-        await loop.run_in_executor(self._executor, self._evict, wanted)
+        await asyncio.wrap_future(self._worker.submit(lambda: self._evict(wanted)))
 
     @property
     def loaded(self) -> list[str]:
@@ -99,18 +151,11 @@ class ModelHost:
             self._peft.set_adapter(adapter_id)
         return fn(self._peft, self.tokenizer)
 
-    def _ensure(self, adapter_id: str, directory: Path) -> float:
-        import time
-
+    def _ensure(self, adapter_id: str, directory: Path) -> None:
         from peft import PeftModel
 
         if adapter_id in self._loaded:
-            return 0.0
-        started = time.perf_counter()
-        try:
-            verify_adapter(directory)
-        except (OSError, ValueError) as error:
-            raise AdapterLoadError(str(error)) from error
+            return
         try:
             if self._peft is None:
                 self._peft = PeftModel.from_pretrained(
@@ -122,7 +167,6 @@ class ModelHost:
         except Exception as error:  # peft raises many types for a bad file
             raise AdapterLoadError(f"adapter {adapter_id} could not be loaded: {error}") from error
         self._loaded[adapter_id] = directory
-        return time.perf_counter() - started
 
     def _evict(self, keep: set[str]) -> None:
         self._pinned = keep
