@@ -50,6 +50,7 @@ bench-all: bench
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/cycle_scaling.py
 	$(PY) benchmarks/feedback_to_champion.py
+	$(PY) benchmarks/serving.py
 
 schemas: $(STAMP)
 	$(VENV)/bin/flywheel schemas export schemas/
