@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +9,9 @@ import pytest
 
 from services.broker import EmbeddedBroker
 from services.topics import ensure_topics
+from tests.processes import ControlPlaneProcess, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytest_plugins = ["tests.model_fixtures"]  # the tiny Llama (a session fixture)
 
 
 @pytest.fixture
@@ -35,4 +31,14 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-from tests.model_fixtures import tiny_model_dir  # noqa: E402,F401  (a session fixture)
+@pytest.fixture
+def model_plane(home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
+                ) -> Iterator[ControlPlaneProcess]:  # fmt: skip
+    """A running control plane whose base model is the tiny Llama."""
+    plane = ControlPlaneProcess(home, broker.bootstrap,
+                                extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})  # fmt: skip
+    plane.start()
+    yield plane
+    if plane.process is not None and plane.process.poll() is None:
+        plane.process.kill()
+        plane.process.wait(10)

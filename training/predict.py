@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from training.chat_format import PromptStyle, end_of_turn, prompt_ids, target_ids
-from training.scoring import reply_logprobs
 
 DEFAULT_MAX_SEQ_LEN = 96  # the training recipe's default: prompts are cut the same way
 
@@ -25,6 +24,39 @@ class Prediction:
     output: str
     mean_logprob: float
     output_tokens: int
+
+
+@torch.no_grad()
+def reply_logprobs(
+    model: Any,
+    pairs: Sequence[tuple[list[int], list[int]]],
+    pad_id: int,
+    batch_size: int = 16,
+    first_token_ids: Sequence[int] = (),
+) -> tuple[list[tuple[float, int]], list[list[float]]]:
+    """(sum of log-probabilities, token count) of each reply given its prompt, and, for each
+    pair, the log-probability of each of ``first_token_ids`` as the reply's first token (read
+    from the same forward pass; empty lists when none are asked for)."""
+    results: list[tuple[float, int]] = []
+    firsts: list[list[float]] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        width = max(len(p) + len(t) for p, t in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (prompt, target) in enumerate(chunk):
+            ids[row, : len(prompt) + len(target)] = torch.tensor(prompt + target)
+            mask[row, : len(prompt) + len(target)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        for row, (prompt, target) in enumerate(chunk):
+            positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
+            values = logprobs[row, positions.to(device), torch.tensor(target).to(device)]
+            results.append((float(values.sum()), len(target)))
+            at_reply = logprobs[row, len(prompt) - 1]
+            firsts.append([float(at_reply[t]) for t in first_token_ids])
+    return results, firsts
 
 
 def prompt_budget(style: PromptStyle, max_seq_len: int) -> int:
@@ -47,7 +79,7 @@ def predict(
     prompts = [prompt_ids(tokenizer, style, text, budget) for text in inputs]
     if style.kind == "label":
         return _labels(model, tokenizer, style, prompts)
-    return _generate(model, tokenizer, prompts, max_new_tokens)
+    return generate(model, tokenizer, prompts, max_new_tokens)
 
 
 def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]]
@@ -90,8 +122,10 @@ def _next_token_logprobs(model: Any, prompts: list[list[int]], pad: int) -> torc
     return torch.log_softmax(logits[:, -1].float(), dim=-1)
 
 
-def _generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
-              ) -> list[Prediction]:  # fmt: skip
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
+             ) -> list[Prediction]:  # fmt: skip
+    """Greedy replies to chat-template prompts, each with its mean token log-probability."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id

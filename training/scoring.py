@@ -11,45 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-
-from training.chat_format import PromptStyle, end_of_turn, prompt_ids, target_ids
+from training.chat_format import PromptStyle, prompt_ids, target_ids
 from training.metrics import chrf, exact_match, token_f1
+from training.predict import generate, prompt_budget, reply_logprobs
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-@torch.no_grad()
-def reply_logprobs(
-    model: Any,
-    pairs: Sequence[tuple[list[int], list[int]]],
-    pad_id: int,
-    batch_size: int = 16,
-    first_token_ids: Sequence[int] = (),
-) -> tuple[list[tuple[float, int]], list[list[float]]]:
-    """(sum of log-probabilities, token count) of each reply given its prompt, and, for each
-    pair, the log-probability of each of ``first_token_ids`` as the reply's first token (read
-    from the same forward pass; empty lists when none are asked for)."""
-    results: list[tuple[float, int]] = []
-    firsts: list[list[float]] = []
-    device = next(model.parameters()).device
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        width = max(len(p) + len(t) for p, t in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (prompt, target) in enumerate(chunk):
-            ids[row, : len(prompt) + len(target)] = torch.tensor(prompt + target)
-            mask[row, : len(prompt) + len(target)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        for row, (prompt, target) in enumerate(chunk):
-            positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
-            values = logprobs[row, positions.to(device), torch.tensor(target).to(device)]
-            results.append((float(values.sum()), len(target)))
-            at_reply = logprobs[row, len(prompt) - 1]
-            firsts.append([float(at_reply[t]) for t in first_token_ids])
-    return results, firsts
 
 
 def score(
@@ -67,7 +33,7 @@ def score(
     model.eval()
     pad = tokenizer.pad_token_id
     # The same prompt budget as training: labels are a few tokens, text replies up to half.
-    budget = max_seq_len - 8 if style.kind == "label" else max_seq_len // 2
+    budget = prompt_budget(style, max_seq_len)
     prompts = [prompt_ids(tokenizer, style, e["input"], budget) for e in examples]
     references = [target_ids(tokenizer, e["output"]) for e in examples]
     scored: list[dict[str, Any]] = []
@@ -90,7 +56,8 @@ def score(
             predictions = _rank_labels(model, tokenizer, style, [prompts[i] for i in batch],
                                        batch_size)  # fmt: skip
         elif style.kind == "text":
-            predictions = _generate(model, tokenizer, [prompts[i] for i in batch], max_new_tokens)
+            predictions = [p.output for p in generate(model, tokenizer, [prompts[i] for i in batch],
+                                                       max_new_tokens)]  # fmt: skip
         for offset, i in enumerate(batch):
             reference = examples[i]["output"]
             prediction = predictions[offset]
@@ -123,24 +90,6 @@ def _rank_labels(
         style.labels[max(range(k), key=lambda j: scores[row * k + j][0])]
         for row in range(len(prompts))
     ]
-
-
-@torch.no_grad()
-def _generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int) -> list[str]:
-    device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):  # left padding, so every reply starts at `width`
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    stop = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
-    out = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
-        do_sample=False, eos_token_id=stop, pad_token_id=pad,
-    )  # fmt: skip
-    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

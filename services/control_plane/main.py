@@ -8,14 +8,11 @@ stops the bundled broker around them. SIGINT/SIGTERM finish the current batch an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 from pathlib import Path
 
-import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from services.broker import EmbeddedBroker, port_is_free
@@ -27,18 +24,13 @@ from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
 from services.control_plane.tokens import Principal, load_principals, new_token, token_hash
 from services.errors import PortInUseError
+from services.loop_server import loop_server, raise_first_failure, stop_on_signals
 from services.settings import Settings
 from services.topics import ensure_topics
 from training.cycle_records import recover_stale_cycles
 
 log = logging.getLogger(__name__)
 
-
-class _LoopServer(uvicorn.Server):
-    """uvicorn on our loop; signals are handled by the control plane, not by uvicorn."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
 
 
 def run(settings: Settings) -> None:
@@ -122,15 +114,9 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
     state.scheduler = RetrainingScheduler(
         store=store, runner=state.cycles, interval_s=settings.scheduler_interval_s
     )
-    server = _LoopServer(uvicorn.Config(
-        create_app(state), host=settings.api_host, port=settings.api_port,
-        log_level="warning", access_log=False, lifespan="off",
-    ))  # fmt: skip
+    server = loop_server(create_app(state), settings.api_host, settings.api_port)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await agent.start()
         await state.scheduler.refresh_cron_jobs()
@@ -156,9 +142,7 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         await asyncio.wait(tasks - {t for t in tasks if t.get_name() == "signal"}, timeout=15)
         for task in tasks:
             task.cancel()
-        for task in done:
-            if task.get_name() != "signal" and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        raise_first_failure(done)
     finally:
         await producer.stop()
 

@@ -9,15 +9,11 @@ Kafka is unreachable, so an answer is never lost and a request never fails becau
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
-
-import uvicorn
 
 from feedback.client import FlywheelClient
 from services.broker import port_is_free
@@ -27,15 +23,12 @@ from services.inference_server.champions import ChampionBook
 from services.inference_server.control_plane_link import ControlPlaneLink
 from services.inference_server.model_host import ModelHost
 from services.inference_server.promotions import PromotionFollower
+from services.loop_server import loop_server, raise_first_failure, stop_on_signals
 from services.settings import Settings
 from training.checkpoints import resolve_base_model
 
 log = logging.getLogger(__name__)
 
-
-class _LoopServer(uvicorn.Server):
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
 
 
 def server_token(settings: Settings) -> str:
@@ -84,14 +77,8 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     state = ServerState(host=host, link=link, book=book, follower=follower, client=client,
                         base_model_name=settings.base_model or base_path.name,
                         max_new_tokens=settings.serve_max_new_tokens, refused=refused)  # fmt: skip
-    server = _LoopServer(uvicorn.Config(
-        create_app(state), host=settings.serve_host, port=settings.serve_port,
-        log_level="warning", access_log=False, lifespan="off",
-    ))  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
+    stop = stop_on_signals()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     run_file = settings.run_dir / f"server-{settings.serve_port}.json"
     try:
@@ -113,9 +100,7 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
         await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=10)
         for task in tasks:
             task.cancel()
-        for task in done:
-            if task.get_name() != "signal" and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        raise_first_failure(done)
     finally:
         run_file.unlink(missing_ok=True)
         await follower.stop()

@@ -20,12 +20,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
-def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(home, broker.bootstrap,
-                                extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})  # fmt: skip
-    plane.start()
-    yield plane
-    plane.stop()
+def plane(model_plane):
+    return model_plane
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from services.control_plane.api.main import create_app as control_plane_app
 from services.inference_server.app import create_app as inference_app
-from tests.integration.conftest import ControlPlaneProcess, InferenceServerProcess, create_token
+from tests.integration.conftest import InferenceServerProcess, create_token
 
 pytestmark = pytest.mark.integration
 
@@ -68,12 +68,8 @@ def test_every_endpoint_is_in_the_matrix():
 
 
 @pytest.fixture
-def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(home, broker.bootstrap,
-                                extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})  # fmt: skip
-    plane.start()
-    yield plane
-    plane.stop()
+def plane(model_plane):
+    return model_plane
 
 
 def test_each_role_reaches_only_its_own_endpoints(plane):

@@ -20,14 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(home, broker.bootstrap,
-                                extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})  # fmt: skip
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+def plane(model_plane):
+    return model_plane
 
 
 @pytest.fixture
