@@ -42,3 +42,13 @@ def model_plane(home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
     if plane.process is not None and plane.process.poll() is None:
         plane.process.kill()
         plane.process.wait(10)
+
+
+@pytest.fixture
+def control_plane(home: Path, broker: EmbeddedBroker) -> Iterator[ControlPlaneProcess]:
+    plane = ControlPlaneProcess(home, broker.bootstrap)
+    plane.start()
+    yield plane
+    if plane.process is not None and plane.process.poll() is None:
+        plane.process.kill()
+        plane.process.wait(10)

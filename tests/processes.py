@@ -3,6 +3,7 @@ tests and fixtures."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -188,3 +189,15 @@ def create_token(plane: ControlPlaneProcess, role: str, name: str = "test") -> s
     response = plane.post("/v1/tokens", {"role": role, "name": name})
     assert response.status_code == 200, response.text
     return response.json()["token"]
+
+
+def stored(status: dict[str, Any], event_type: str) -> int:
+    return int(status["events"][event_type]["stored"])
+
+
+def rejected(status: dict[str, Any], event_type: str) -> int:
+    return int(status["events"][event_type]["rejected"])
+
+
+def dump(event: Any) -> str:
+    return json.dumps(event)

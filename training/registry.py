@@ -20,6 +20,10 @@ class RegistryError(Exception):
     """A registry change that cannot be made; the message says why."""
 
 
+class AdapterRefusedError(RegistryError):
+    """The adapter's files no longer match its content hash: it must not go live."""
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterRecord:
     adapter_id: str

@@ -24,8 +24,17 @@ from schemas.tasks import TaskDefinition
 from schemas.topics import PROMOTIONS
 from services.control_plane.store_worker import StoreWorker
 from training.cycle_records import start_cycle, update_cycle
+from training.lora_recipe import verify_adapter
 from training.promotion_gate import decide
-from training.registry import audit, champion, get_adapter, register_adapter, set_champion
+from training.registry import (
+    AdapterRefusedError,
+    RegistryError,
+    audit,
+    champion,
+    get_adapter,
+    register_adapter,
+    set_champion,
+)
 from training.task_records import get_task
 
 log = logging.getLogger(__name__)
@@ -184,10 +193,28 @@ class CycleRunner:
         elif decision.verdict == "reject":
             shutil.rmtree(self.paths.cycles_dir / cycle_id / "scratch", ignore_errors=True)
 
+    async def _verify(self, task: str, adapter_id: str, *, actor: str, action: str) -> None:
+        record = await self.store.call(get_adapter, adapter_id)
+        if record is None or record.task != task:
+            raise RegistryError(f"no adapter {adapter_id} for task {task}")
+        try:
+            await asyncio.to_thread(verify_adapter, Path(record.path))
+        except (OSError, ValueError) as error:
+            details = {"adapter_id": adapter_id, "reason": str(error)}
+            await self.store.call(audit, actor=actor, action=f"{action}:refused", task=task,
+                                  details=details)  # fmt: skip
+            log.error("refused to %s %s for %s: %s", action, adapter_id, task, error)
+            raise AdapterRefusedError(
+                f"{error}; the champion is unchanged. Run a new cycle to train a fresh candidate."
+            ) from error
+
     async def promote(
         self, task: str, adapter_id: str | None, *, actor: str, action: str, reason: str
     ) -> dict[str, Any]:
-        """Move the champion alias and tell the inference servers."""
+        """Move the champion alias and tell the inference servers. An adapter whose files no
+        longer hash to its name is refused (AdapterRefusedError): the champion stays."""
+        if adapter_id is not None:
+            await self._verify(task, adapter_id, actor=actor, action=action)
         message = await self.store.call(set_champion, task=task, adapter_id=adapter_id,
                                         actor=actor, action=action, reason=reason)  # fmt: skip
         if self.producer is not None:  # servers swap first; bookkeeping follows

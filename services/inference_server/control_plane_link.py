@@ -5,6 +5,7 @@ tasks through a short control-plane outage."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 from schemas.tasks import TaskDefinition
 from services.control_plane.tokens import Principal
 
+log = logging.getLogger(__name__)
 TOKEN_TTL_S = 60.0  # a revoked token stops working on a server within this time
 UNKNOWN_TTL_S = 5.0
 TASKS_REFRESH_S = 1.0
@@ -66,6 +68,14 @@ class ControlPlaneLink:
         principal = Principal(body["role"], body["name"])
         self._principals[key] = _Cached(principal, now + TOKEN_TTL_S)
         return principal
+
+    async def alert(self, **fields: Any) -> None:
+        """Tell the operators (audit log, console); a failure to tell is logged, not raised."""
+        try:
+            response = await self._client.post("/v1/alerts", json=fields, headers=self._headers)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            log.error("could not report %s to the control plane: %s", fields, error)
 
     async def snapshot(self) -> list[dict[str, Any]]:
         """Every task with its champion and since when: the server's starting point."""

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,10 +70,16 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     spool = settings.spool_dir / f"server-{settings.serve_port}"
     client = FlywheelClient(settings.bootstrap, spool_dir=spool)
     refused: list[dict] = []
+    server_name = f"{socket.gethostname()}:{settings.serve_port}"
+
+    async def refuse(task: str, adapter_id: str | None, reason: str) -> None:
+        refused.append({"task": task, "adapter_id": adapter_id, "reason": reason})
+        await link.alert(kind="adapter_refused", task=task, adapter_id=adapter_id,
+                         reason=reason, server=server_name)  # fmt: skip
+
     follower = PromotionFollower(
         bootstrap=settings.bootstrap, book=book, host=host, adapters_dir=settings.adapters_dir,
-        on_refused=lambda task, adapter, reason: refused.append(
-            {"task": task, "adapter_id": adapter, "reason": reason}),
+        on_refused=refuse,
     )  # fmt: skip
     state = ServerState(host=host, link=link, book=book, follower=follower, client=client,
                         base_model_name=settings.base_model or base_path.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class PromotionFollower:
     def __init__(self, *, bootstrap: str, book: ChampionBook, host: ModelHost,
-                 adapters_dir: Path, on_refused: Callable[[str, str | None, str], None]
+                 adapters_dir: Path,
+                 on_refused: Callable[[str, str | None, str], Awaitable[None]]
                  ) -> None:  # fmt: skip
         self.bootstrap = bootstrap
         self.book = book
@@ -50,7 +51,7 @@ class PromotionFollower:
             except AdapterLoadError as error:
                 log.error("refused champion %s of task %s: %s; still serving %s", adapter_id,
                           task, error, self.book.current(task) or "the base model")  # fmt: skip
-                self.on_refused(task, adapter_id, str(error))
+                await self.on_refused(task, adapter_id, str(error))
                 return False
         previous = self.book.current(task)
         self.book.apply(task, adapter_id, since)

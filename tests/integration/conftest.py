@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from tests.processes import (
+    ControlPlaneProcess,
+    InferenceServerProcess,
+    create_token,
+    dump,
+    rejected,
+    stored,
+)
 
-import pytest
-
-from services.broker import EmbeddedBroker
-from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token
-
-__all__ = ["ControlPlaneProcess", "InferenceServerProcess", "create_token"]
-
-
-@pytest.fixture
-def control_plane(home: Path, broker: EmbeddedBroker) -> Iterator[ControlPlaneProcess]:
-    plane = ControlPlaneProcess(home, broker.bootstrap)
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
-
-
-def stored(status: dict[str, Any], event_type: str) -> int:
-    return int(status["events"][event_type]["stored"])
-
-
-def rejected(status: dict[str, Any], event_type: str) -> int:
-    return int(status["events"][event_type]["rejected"])
-
-
-def dump(event: Any) -> str:
-    return json.dumps(event)
+__all__ = ["ControlPlaneProcess", "InferenceServerProcess", "create_token", "dump", "rejected",
+           "stored"]  # fmt: skip

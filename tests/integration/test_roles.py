@@ -43,6 +43,7 @@ CONTROL_PLANE = {
     ("GET", "/v1/tasks/{name}/quality"): {"operator"},
     ("GET", "/v1/tasks/{name}/drift"): {"operator"},
     ("GET", "/v1/audit"): {"operator"},
+    ("POST", "/v1/alerts"): {"app"},
 }
 INFERENCE_SERVER = {
     ("POST", "/v1/generate"): {"app"},

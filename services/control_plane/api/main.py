@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.control_plane.api.routes import console, events, learning, review, status, tokens
+from services.control_plane.api.routes import (
+    alerts,
+    console,
+    events,
+    learning,
+    review,
+    status,
+    tokens,
+)
 from services.control_plane.state import ControlPlaneState
 
 
@@ -17,4 +25,5 @@ def create_app(state: ControlPlaneState) -> FastAPI:
     app.include_router(learning.router)
     app.include_router(review.router)
     app.include_router(console.router)
+    app.include_router(alerts.router)
     return app

@@ -13,6 +13,7 @@ from services.control_plane.cycle_runner import CycleError, CycleRunner
 from services.control_plane.state import ControlPlaneState
 from training.cycle_records import get_cycle, list_cycles, update_cycle
 from training.registry import (
+    AdapterRefusedError,
     RegistryError,
     audit,
     champion,
@@ -117,6 +118,8 @@ async def post_promote(name: str, body: Promote, state: State, who: Operator) ->
         return await _runner(state).promote(
             name, body.adapter_id, actor=who.name, action="promote", reason=body.reason
         )
+    except AdapterRefusedError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except RegistryError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
 
@@ -135,10 +138,13 @@ async def post_rollback(name: str, body: Reason, state: State, who: Operator) ->
 @router.post("/v1/cycles/{cycle_id}/approve", summary="Promote a candidate awaiting approval")
 async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
     cycle = await _awaiting(state, cycle_id)
-    message = await _runner(state).promote(
-        cycle["task"], cycle["adapter_id"], actor=who.name, action="approve",
-        reason=body.reason or f"approved candidate of {cycle_id}",
-    )  # fmt: skip
+    try:
+        message = await _runner(state).promote(
+            cycle["task"], cycle["adapter_id"], actor=who.name, action="approve",
+            reason=body.reason or f"approved candidate of {cycle_id}",
+        )  # fmt: skip
+    except RegistryError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     await state.store.call(update_cycle, cycle_id, verdict="approved")
     return message
 
