@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         "before the random calibration sample (-0.7 is about 50% probability per token).",
     )
 
+    auth_max_failures: int = Field(
+        default=20, ge=1, description="Unknown tokens a client may send per window before 429."
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, description="The window of FLYWHEEL_AUTH_MAX_FAILURES, in seconds."
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from services.auth_limiter import FailedAuthLimiter
 from services.broker import EmbeddedBroker, port_is_free
 from services.control_plane.api.main import create_app
 from services.control_plane.cycle_runner import CyclePaths, CycleRunner
@@ -82,6 +83,7 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         max_batch_events=settings.max_batch_events,
         review_lease_s=settings.review_lease_s,
         review_low_confidence=settings.review_low_confidence,
+        auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
     )
     state.principals = await store.call(load_principals)
     state.principals[token_hash(cli_token := new_token())] = Principal("admin", "local-cli")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from services.auth_limiter import FailedAuthLimiter
 from services.control_plane.cycle_runner import CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
 from services.control_plane.scheduler import RetrainingScheduler
@@ -26,3 +27,4 @@ class ControlPlaneState:
     principals: dict[str, Principal] = field(default_factory=dict)
     review_lease_s: float = 300.0
     review_low_confidence: float = -0.7
+    auth_limiter: FailedAuthLimiter = field(default_factory=lambda: FailedAuthLimiter(20, 60.0))

@@ -34,6 +34,8 @@ from schemas.events import (
     Text,
 )
 from schemas.validation import explain
+from services.auth_limiter import FailedAuthLimiter
+from services.control_plane.api.deps import refuse_if_blocked
 from services.control_plane.tokens import Principal
 from services.inference_server.champions import ChampionBook
 from services.inference_server.control_plane_link import ControlPlaneLink, ControlPlaneUnavailable
@@ -54,6 +56,7 @@ class ServerState:
     max_new_tokens: int
     refused: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = False
+    auth_limiter: FailedAuthLimiter = field(default_factory=lambda: FailedAuthLimiter(20, 60.0))
 
 
 class GenerateRequest(BaseModel):
@@ -112,11 +115,14 @@ async def caller(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "send a token as 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    client = request.client.host if request.client else "unknown"
+    refuse_if_blocked(state.auth_limiter, client)
     try:
         principal = await state.link.principal(credentials.credentials)
     except ControlPlaneUnavailable as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     if principal is None:
+        state.auth_limiter.failed(client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
     if principal.role not in ("app", "admin"):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from feedback.client import FlywheelClient
+from services.auth_limiter import FailedAuthLimiter
 from services.broker import port_is_free
 from services.errors import PortInUseError, ServiceError
 from services.inference_server.app import ServerState, create_app
@@ -83,7 +84,9 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     )  # fmt: skip
     state = ServerState(host=host, link=link, book=book, follower=follower, client=client,
                         base_model_name=settings.base_model or base_path.name,
-                        max_new_tokens=settings.serve_max_new_tokens, refused=refused)  # fmt: skip
+                        max_new_tokens=settings.serve_max_new_tokens, refused=refused,
+                        auth_limiter=FailedAuthLimiter(settings.auth_max_failures,
+                                                       settings.auth_failure_window_s))  # fmt: skip
     server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
     stop = stop_on_signals()
     settings.run_dir.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.auth_limiter import FailedAuthLimiter
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.tokens import Principal, principal_of
 
@@ -26,6 +28,7 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
     allowed_roles = {*allowed, "admin"}
 
     def check(
+        request: Request,
         state: State,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
@@ -35,8 +38,11 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
                 "send a token as 'Authorization: Bearer <token>' (flywheel token create)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        client = request.client.host if request.client else "unknown"
+        refuse_if_blocked(state.auth_limiter, client)
         principal = principal_of(credentials.credentials, state.principals)
         if principal is None:
+            state.auth_limiter.failed(client)
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown or revoked token",
@@ -51,6 +57,17 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
         return principal
 
     return check
+
+
+def refuse_if_blocked(limiter: FailedAuthLimiter, client: str) -> None:
+    """429 while ``client`` is blocked for sending too many unknown tokens."""
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many unknown tokens from {client}; try again in {math.ceil(wait)} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
 
 
 # Who reaches what: admin reaches everything; each other role only its own endpoints.
