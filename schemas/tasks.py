@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.events import NO_NUL_PATTERN, TaskName
 
@@ -23,8 +30,24 @@ class Triggers(BaseModel):
         default=50, ge=1, description="Start when this many new ground-truth examples arrived."
     )
     cron: str | None = Field(
-        default=None, description="Also start on this crontab schedule, e.g. '0 3 * * *'."
+        default=None, max_length=200,
+        description="Also start on this crontab schedule (UTC), e.g. '0 3 * * *'.",
     )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as error:
+            raise ValueError(
+                f"not a crontab schedule ({error}); use five fields, e.g. '0 3 * * *'"
+            ) from error
+        return value
 
 
 class GatePolicy(BaseModel):

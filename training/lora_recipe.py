@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -215,6 +216,17 @@ def adapter_content_hash(directory: Path) -> str:
         digest.update(name.encode())
         digest.update((directory / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+ADAPTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def adapter_dir(adapters_dir: Path, adapter_id: str) -> Path:
+    """Where an adapter lives; an id that is not a plain name (``..``, ``/``) is refused, so
+    no adapter id can point outside the adapter store."""
+    if not isinstance(adapter_id, str) or not ADAPTER_ID.fullmatch(adapter_id):
+        raise ValueError(f"{adapter_id!r} is not an adapter id (letters, digits, '-', '_')")
+    return adapters_dir / adapter_id
 
 
 def verify_adapter(directory: Path) -> None:

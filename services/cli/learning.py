@@ -345,14 +345,17 @@ def evaluate(
 
 def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
     from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
-    from training.lora_recipe import verify_adapter
+    from training.lora_recipe import adapter_dir, verify_adapter
 
     base = resolve_base_model(settings.base_model, settings.models_dir)
     model = load_model(base, pick_device())
     if adapter_id is not None:
         from peft import PeftModel
 
-        path = settings.adapters_dir / adapter_id
+        try:
+            path = adapter_dir(settings.adapters_dir, adapter_id)
+        except ValueError as error:
+            raise fail(str(error)) from error
         if not path.is_dir():
             raise fail(f"no adapter {adapter_id} in {settings.adapters_dir}")
         try:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.topics import PROMOTIONS
 from services.inference_server.champions import ChampionBook, parse_time
 from services.inference_server.model_host import AdapterLoadError, ModelHost
+from training.lora_recipe import adapter_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ class PromotionFollower:
         started = time.perf_counter()
         if adapter_id is not None:
             try:
-                await self.host.ensure_loaded(adapter_id, adapter_dir(self.adapters_dir,
-                                                                      adapter_id))  # fmt: skip
-            except AdapterLoadError as error:
+                directory = adapter_dir(self.adapters_dir, adapter_id)
+                await self.host.ensure_loaded(adapter_id, directory)
+            except (AdapterLoadError, ValueError) as error:
                 log.error("refused champion %s of task %s: %s; still serving %s", adapter_id,
                           task, error, self.book.current(task) or "the base model")  # fmt: skip
                 await self.on_refused(task, adapter_id, str(error))
@@ -99,10 +100,3 @@ class PromotionFollower:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
-
-
-def adapter_dir(adapters_dir: Path, adapter_id: str) -> Path:
-    """The adapter's directory; an id that is not a plain name cannot escape adapters_dir."""
-    if not adapter_id or not all(c.isalnum() or c in "-_" for c in adapter_id):
-        raise AdapterLoadError(f"adapter id {adapter_id!r} is not a valid adapter name")
-    return adapters_dir / adapter_id
