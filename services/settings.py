@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Longest a training+evaluation run may take."
     )
 
+    training: str = Field(
+        default="local",
+        description="local: cycles train in a child process; remote: they are queued in the "
+        "shared store for `flywheel train --watch` on a GPU machine.",
+    )
     serve_host: str = Field(default="127.0.0.1", description="Address `flywheel serve` binds.")
     serve_port: int = Field(
         default=8001, ge=1, le=65535, description="Port of the inference server."
@@ -95,6 +100,13 @@ class Settings(BaseSettings):
     auth_failure_window_s: float = Field(
         default=60.0, gt=0, description="The window of FLYWHEEL_AUTH_MAX_FAILURES, in seconds."
     )
+
+    @field_validator("training")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in ("local", "remote"):
+            raise ValueError("set FLYWHEEL_TRAINING to local or remote")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -70,6 +70,32 @@ def serve() -> None:
 
 
 @app.command()
+def train(
+    job: Annotated[Path | None, typer.Argument(help="One cycle directory to run now.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Run queued jobs as they come.")] = False,
+) -> None:
+    """Train on this machine for a control plane with FLYWHEEL_TRAINING=remote: the store
+    (FLYWHEEL_HOME) must be mounted here at the same path."""
+    from services.training_worker import run_job
+    from services.training_worker import watch as watch_queue
+    from training import job_queue
+
+    settings = load_settings()
+    if job is not None:
+        if not (job / "job.json").exists():
+            raise fail(f"{job} holds no job.json")
+        job_queue.claim(job)
+        ok = run_job(job)
+        console.print(f"{job.name}: {'done' if ok else 'failed'}")
+        raise typer.Exit(0 if ok else 1)
+    console.print(f"waiting for training jobs in {settings.cycles_dir} (Ctrl-C stops)")
+    try:
+        watch_queue(settings.cycles_dir, once=not watch, report=console.print)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@app.command()
 def down(
     timeout_s: Annotated[float, typer.Option(help="Seconds to wait for each process.")] = 30,
 ) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from feedback.snapshots import build_snapshot, remember_fixed_mistakes
 from schemas.tasks import TaskDefinition
 from schemas.topics import PROMOTIONS
 from services.control_plane.store_worker import StoreWorker
+from training import job_queue
 from training.cycle_records import start_cycle, update_cycle
 from training.lora_recipe import verify_adapter
 from training.promotion_gate import decide
@@ -65,8 +67,10 @@ class CycleRunner:
         paths: CyclePaths,
         lease_s: float,
         timeout_s: float,
+        remote: bool = False,
     ) -> None:
         self.store = store
+        self.remote = remote
         self.producer = producer
         self.paths = paths
         self.lease_s = lease_s
@@ -134,6 +138,8 @@ class CycleRunner:
         work = self.paths.cycles_dir / cycle_id
         work.mkdir(parents=True, exist_ok=True)
         (work / "job.json").write_text(json.dumps(job))
+        if self.remote:
+            return await asyncio.wait_for(self._remote(cycle_id, work), self.timeout_s)
         with open(work / "worker.log", "ab") as worker_log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
@@ -154,14 +160,49 @@ class CycleRunner:
     async def _follow(self, cycle_id: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         async for line in process.stdout:
-            try:
-                progress = json.loads(line)
-            except ValueError:
-                continue
-            state = "evaluating" if progress.get("phase") == "evaluating" else "training"
-            await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s, state=state,
-                                  progress=progress)  # fmt: skip
+            await self._progress(cycle_id, line)
         await process.wait()
+
+    async def _progress(self, cycle_id: str, line: bytes) -> None:
+        """Record one JSON progress line of a worker and renew the cycle's lease."""
+        try:
+            progress = json.loads(line)
+        except ValueError:
+            return
+        state = "evaluating" if progress.get("phase") == "evaluating" else "training"
+        await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s, state=state,
+                              progress=progress)  # fmt: skip
+
+    async def _remote(self, cycle_id: str, work: Path) -> dict[str, Any]:
+        """Queue the job for a training worker on another machine and follow it through the
+        shared store until it leaves a result or a failure."""
+        job_queue.enqueue(work)
+        log.info("cycle %s queued for a training worker (flywheel train --watch)", cycle_id)
+        offset, heard = 0, time.monotonic()
+        while True:
+            progress = work / job_queue.PROGRESS
+            if progress.exists():
+                with open(progress, "rb") as handle:
+                    handle.seek(offset)
+                    lines = handle.readlines()
+                complete = [line for line in lines if line.endswith(b"\n")]
+                offset += sum(len(line) for line in complete)
+                for line in complete:
+                    await self._progress(cycle_id, line)
+                heard = time.monotonic() if complete else heard
+            if (work / job_queue.RESULT).exists():
+                return json.loads((work / job_queue.RESULT).read_text())
+            if (work / job_queue.FAILED).exists():
+                reason = (work / job_queue.FAILED).read_text().strip()[-2000:]
+                raise CycleError(f"the training worker failed: {reason}")
+            if not (work / job_queue.CLAIMED).exists():
+                heard = time.monotonic()  # waiting in the queue is not silence
+                await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s,
+                                      progress={"phase": "queued"})  # fmt: skip
+            elif time.monotonic() - heard > self.lease_s:
+                raise CycleError(f"the training worker went silent for {self.lease_s:.0f} s "
+                                 f"({(work / job_queue.CLAIMED).read_text().strip()})")  # fmt: skip
+            await asyncio.sleep(0.5)
 
     async def _record(
         self,

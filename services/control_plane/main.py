@@ -109,6 +109,7 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         ),
         lease_s=settings.cycle_lease_s,
         timeout_s=settings.cycle_timeout_s,
+        remote=settings.training == "remote",
     )
     recovered = await store.call(recover_stale_cycles, all_active=True)
     if recovered:

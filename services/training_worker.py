@@ -1,0 +1,49 @@
+"""``flywheel train``: run training jobs on this machine (a GPU node, say) for a control plane
+elsewhere, through the shared store (see training/job_queue.py)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from training import job_queue
+
+
+def run_job(work: Path) -> bool:
+    """Run one claimed job in a child process; True when it left a result."""
+    with open(work / job_queue.PROGRESS, "ab") as progress, \
+            open(work / "worker.log", "ab") as worker_log:  # fmt: skip
+        code = subprocess.call(
+            [sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
+             str(work / job_queue.RESULT)], stdout=progress, stderr=worker_log,
+        )  # fmt: skip
+    if code == 0 and (work / job_queue.RESULT).exists():
+        return True
+    tail = (work / "worker.log").read_text(errors="replace").strip().splitlines()[-5:]
+    (work / job_queue.FAILED).write_text(
+        f"exit code {code} on {socket.gethostname()}; last lines of {work}/worker.log:\n"
+        + "\n".join(tail)
+    )
+    return False
+
+
+def watch(cycles_dir: Path, *, once: bool = False, poll_s: float = 1.0,
+          report: Callable[[str], None] = print) -> int:  # fmt: skip
+    """Claim and run queued jobs (forever, or until the queue is empty with ``once``);
+    returns how many ran."""
+    ran = 0
+    while True:
+        for work in job_queue.queued_jobs(cycles_dir):
+            if not job_queue.claim(work):
+                continue  # another worker was faster
+            report(f"training {work.name}")
+            ok = run_job(work)
+            ran += 1
+            report(f"{work.name}: {'done' if ok else 'failed, see ' + str(work / 'worker.log')}")
+        if once:
+            return ran
+        time.sleep(poll_s)
