@@ -56,13 +56,13 @@ def serve() -> None:
     champion adapter, swapped in place on promotion. Needs a running control plane."""
     from feedback.exceptions import FeedbackError
     from services.errors import ServiceError
-    from services.inference_server.main import run
+    from services.inference_server.main import instance_name, run
     from services.logging_setup import configure_logging
     from training.checkpoints import BaseModelError
 
     settings = load_settings()
     configure_logging(settings.log_level,
-                      settings.home / "logs" / f"server-{settings.serve_port}.log")  # fmt: skip
+                      settings.home / "logs" / f"{instance_name(settings)}.log")  # fmt: skip
     try:
         run(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
     except (ServiceError, FeedbackError, BaseModelError) as error:
@@ -102,6 +102,7 @@ def down(
     """Stop the control plane and the inference servers started from this FLYWHEEL_HOME."""
     import os
     import signal
+    import socket
     import time
 
     settings = load_settings()
@@ -110,7 +111,10 @@ def down(
     stopped = 0
     for path in files:
         try:
-            pid = int(json.loads(path.read_text())["pid"])
+            started = json.loads(path.read_text())
+            if started.get("host", socket.gethostname()) != socket.gethostname():
+                continue  # a process on another machine sharing the store
+            pid = int(started["pid"])
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError, KeyError):
             continue

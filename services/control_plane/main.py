@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -131,6 +132,7 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         }
         _write_private(settings.run_dir / "control-plane.json", json.dumps({
             "pid": os.getpid(), "api_url": f"http://{settings.api_host}:{settings.api_port}",
+            "host": socket.gethostname(),
         }))  # fmt: skip
         log.info(
             "control plane up: API http://%s:%d, Kafka %s, store %s",

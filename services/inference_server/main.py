@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 
 
+def instance_name(settings: Settings) -> str:
+    """Names this server's spool, run file and log: servers on other machines (or containers)
+    may share the store."""
+    return f"server-{socket.gethostname()}-{settings.serve_port}"
+
+
 def server_token(settings: Settings) -> str:
     """FLYWHEEL_SERVER_TOKEN, else the local control plane's token file."""
     if settings.server_token is not None:
@@ -68,7 +74,7 @@ def run(settings: Settings, *, progress: Callable[[str], None] | None = None) ->
 async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Path) -> None:
     link = ControlPlaneLink(settings.api_url, token)
     book = ChampionBook()
-    spool = settings.spool_dir / f"server-{settings.serve_port}"
+    spool = settings.spool_dir / instance_name(settings)  # one spool per server
     client = FlywheelClient(settings.bootstrap, spool_dir=spool)
     refused: list[dict] = []
     server_name = f"{socket.gethostname()}:{settings.serve_port}"
@@ -90,14 +96,15 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
     stop = stop_on_signals()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    run_file = settings.run_dir / f"server-{settings.serve_port}.json"
+    run_file = settings.run_dir / f"{instance_name(settings)}.json"
     try:
         await follower.start()  # subscribe first: nothing published meanwhile is missed
         for row in await link.snapshot():
             await follower.apply(row["name"], row.get("champion"), row.get("champion_since"))
         state.ready = True
         url = f"http://{settings.serve_host}:{settings.serve_port}"
-        run_file.write_text(json.dumps({"pid": os.getpid(), "url": url}))
+        run_file.write_text(json.dumps({"pid": os.getpid(), "url": url,
+                                        "host": socket.gethostname()}))  # fmt: skip
         log.info("inference server up: http://%s:%d, serving %s", settings.serve_host,
                  settings.serve_port, book.as_dict())  # fmt: skip
         tasks = {

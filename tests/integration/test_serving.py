@@ -169,7 +169,7 @@ def test_champion_swaps_in_place_under_load_with_no_failed_request_and_rolls_bac
 
 def test_down_stops_the_servers_and_the_control_plane(plane, server):
     server.start()
-    assert (plane.home / "run" / f"server-{server.port}.json").exists()
+    assert len(list((plane.home / "run").glob(f"server-*-{server.port}.json"))) == 1
     result = plane.cli("down")
     assert result.returncode == 0, result.stderr
     assert "stopped server" in result.stdout and "stopped control-plane" in result.stdout
