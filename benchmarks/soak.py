@@ -6,8 +6,9 @@ promotion in the middle; at the end, every event sent is stored or rejected, by 
 The real stack on the default model: bundled broker, control plane, one inference server.
 Apps send through the SDK (1% of the events are malformed on purpose, sent raw, and must
 land in the dead-letter table with their ids); a client asks the inference server all the
-time; a quarter in, a retraining cycle starts and promotes a new champion under that load. Afterwards the
-control plane is stopped and the DuckDB file is read directly. Last line: one JSON object.
+time; a quarter in, a retraining cycle starts and promotes a new champion under that load.
+Afterwards the control plane is stopped and the DuckDB file is read directly. Last line: one
+JSON object.
 """
 
 from __future__ import annotations

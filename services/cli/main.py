@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from services.cli import console as console_commands
 from services.cli import learning
 from services.cli.local_store import fail, load_settings
 from services.settings import Settings
@@ -29,6 +30,8 @@ app.add_typer(learning.adapters_app, name="adapters")
 for command in (learning.promote, learning.approve, learning.reject, learning.rollback):
     app.command()(command)
 app.command("eval")(learning.evaluate)
+app.command()(console_commands.quality)
+app.command()(console_commands.audit)
 console = Console()
 errors = Console(stderr=True)
 

@@ -46,6 +46,13 @@ def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):
     adapter_dir = plane.home / "adapters" / task["champion"]
     assert (adapter_dir / "adapter_model.safetensors").exists()
 
+    shown = plane.cli("quality", "money", "--json")
+    assert shown.returncode == 0, shown.stderr
+    versions = json.loads(shown.stdout)["quality"]
+    assert [(v["adapter_id"], v["verdict"], v["went_live"]) for v in versions] == [
+        (task["champion"], "promote", True)]
+    assert "promote" in plane.cli("audit", "--task", "money").stdout
+
     rolled = plane.cli("rollback", "money")
     assert rolled.returncode == 0 and "the base model" in rolled.stdout
     assert plane.get("/v1/tasks/money")["champion"] is None
