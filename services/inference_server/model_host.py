@@ -85,7 +85,6 @@ class ModelHost:
         self.model: Any = None
         self.tokenizer: Any = None
         self._peft: Any = None
-        self._pinned: set[str] = set()
 
     # -- lifecycle (blocking; call from a thread or before serving) -------------------------
 
@@ -169,13 +168,13 @@ class ModelHost:
         self._loaded[adapter_id] = directory
 
     def _evict(self, keep: set[str]) -> None:
-        self._pinned = keep
+        """Unload the least recently used non-champions beyond ``max_adapters``."""
         while len(self._loaded) > self.max_adapters:
             victim = next((a for a in self._loaded if a not in keep), None)
             if victim is None:
                 return
             if self._peft.active_adapter == victim:
-                self._peft.set_adapter(next(iter(keep)))
+                self._peft.set_adapter(next(a for a in self._loaded if a != victim))
             self._peft.delete_adapter(victim)
             del self._loaded[victim]
             log.info("unloaded adapter %s (no longer a champion)", victim)

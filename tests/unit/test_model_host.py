@@ -1,0 +1,67 @@
+"""The inference server's model host on the tiny Llama with real adapters: each request runs
+with the adapter chosen when it starts, corrupted adapters are refused, and adapters beyond
+the cap are unloaded least recently used first, never a champion."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+import torch
+
+from services.inference_server.model_host import AdapterLoadError, ModelHost
+from training.chat_format import PromptStyle
+from training.lora_recipe import LoRASettings, run_training
+from training.predict import predict
+
+STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
+EXAMPLES = [{"id": str(i), "input": f"note {i}: " + ("pay now" if i % 2 else "hello"),
+             "output": "yes" if i % 2 else "no"} for i in range(16)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir, tmp_path_factory):
+    store = tmp_path_factory.mktemp("adapters")
+    made = []
+    for seed in range(3):
+        settings = LoRASettings(max_steps=2, batch_size=4, top_layers=2, seed=seed,
+                                max_seq_len=64)  # fmt: skip
+        adapter_id, path, _ = run_training(
+            settings, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
+            adapters_dir=store, parent_adapter=None, device=torch.device("cpu"), metadata={},
+        )  # fmt: skip
+        made.append((adapter_id, path))
+    return made
+
+
+def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
+    tiny_model_dir, adapters, tmp_path
+):
+    host = ModelHost(tiny_model_dir, max_adapters=2)
+    host.load()
+    (a, a_dir), (b, b_dir), (c, c_dir) = adapters
+
+    async def scenario() -> None:
+        answer = lambda model, tok: predict(model, tok, STYLE, ["pay the bill"])[0]  # noqa: E731
+        assert (await host.call(lambda: None, answer))[0] is None
+        for adapter_id, directory in ((a, a_dir), (b, b_dir)):
+            assert await host.ensure_loaded(adapter_id, directory) >= 0
+        used, prediction = await host.call(lambda: b, answer)
+        assert used == b and prediction.output in ("yes", "no")
+        broken = tmp_path / c
+        shutil.copytree(c_dir, broken)
+        (broken / "adapter_model.safetensors").write_bytes(b"truncated")
+        with pytest.raises(AdapterLoadError, match="corrupted"):
+            await host.ensure_loaded(c, broken)
+        with pytest.raises(AdapterLoadError, match="not loaded"):
+            await host.call(lambda: c, answer)
+        await host.ensure_loaded(c, c_dir)
+        await host.pin({a, c})  # the champions
+        assert sorted(host.loaded) == sorted([a, c])  # b: least recently used non-champion
+        assert (await host.call(lambda: c, answer))[0] == c
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        host.close()
