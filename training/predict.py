@@ -9,7 +9,7 @@ answer: the reviewer queue puts low-confidence answers first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ class Prediction:
     output: str
     mean_logprob: float
     output_tokens: int
+    prompt_tokens: int = 0
 
 
 @torch.no_grad()
@@ -78,8 +79,10 @@ def predict(
     budget = prompt_budget(style, max_seq_len)
     prompts = [prompt_ids(tokenizer, style, text, budget) for text in inputs]
     if style.kind == "label":
-        return _labels(model, tokenizer, style, prompts)
-    return generate(model, tokenizer, prompts, max_new_tokens)
+        answers = _labels(model, tokenizer, style, prompts)
+    else:
+        answers = generate(model, tokenizer, prompts, max_new_tokens)
+    return [replace(a, prompt_tokens=len(p)) for a, p in zip(answers, prompts, strict=True)]
 
 
 def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]]

@@ -74,6 +74,8 @@ class Answer(BaseModel):
     base_model: str
     mean_logprob: float
     latency_ms: float
+    prompt_tokens: int
+    output_tokens: int
 
 
 class ChatMessage(BaseModel):
@@ -174,7 +176,9 @@ def create_app(state: ServerState) -> FastAPI:
             "model": body.model,
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                          "message": {"role": "assistant", "content": result.output}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": {"prompt_tokens": result.prompt_tokens,
+                      "completion_tokens": result.output_tokens,
+                      "total_tokens": result.prompt_tokens + result.output_tokens},
             "system_fingerprint": result.adapter_id or "base",
             "flywheel": result.model_dump(),
         }  # fmt: skip
@@ -247,4 +251,6 @@ async def answer(state: ServerState, task_name: str, text: str, metadata: dict[s
     await asyncio.to_thread(state.client.emit, event)
     return Answer(inference_id=event.event_id, task=task_name, output=prediction.output,
                   adapter_id=adapter_id, base_model=state.base_model_name,
-                  mean_logprob=prediction.mean_logprob, latency_ms=latency_ms)  # fmt: skip
+                  mean_logprob=prediction.mean_logprob, latency_ms=latency_ms,
+                  prompt_tokens=prediction.prompt_tokens,
+                  output_tokens=prediction.output_tokens)  # fmt: skip

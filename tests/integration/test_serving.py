@@ -56,6 +56,7 @@ def test_answers_are_captured_feedback_attaches_and_openai_sdk_works(plane, serv
                                  {"role": "user", "content": "lunch at noon?"}],
     )  # fmt: skip
     assert completion.choices[0].message.content in ("yes", "no")
+    assert completion.usage.prompt_tokens > 5 and completion.usage.completion_tokens == 1
     assert completion.id and completion.id != body["inference_id"]
     with pytest.raises(openai.NotFoundError, match="no task named nope"):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
