@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo stop test test-all lint bench bench-all schemas clean
+.PHONY: install demo stop test test-all lint bench bench-all soak schemas clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench-all: bench
 	$(PY) benchmarks/cycle_scaling.py
 	$(PY) benchmarks/feedback_to_champion.py
 	$(PY) benchmarks/serving.py
+
+# Ten minutes of steady load with a promotion in the middle (not part of bench-all).
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py
 
 schemas: $(STAMP)
 	$(VENV)/bin/flywheel schemas export schemas/
