@@ -95,6 +95,7 @@ def test_review_queue_with_the_keyboard_then_approve_a_candidate(plane, page, tm
     page.click(f"tr[data-cycle='{cycle_id}']")
     expect(page.locator("#cycle-verdict")).to_have_text("await_approval")
     expect(page.locator("#cycle-detail")).to_contain_text("awaiting an operator")
+    page.screenshot(path=str(tmp_path / "cycle.png"), full_page=True)
     page.click("#approve-cycle")
     expect(page.locator("#cycle-verdict")).to_have_text("approved")
     champion = plane.get("/v1/tasks/money")["champion"]
@@ -103,6 +104,7 @@ def test_review_queue_with_the_keyboard_then_approve_a_candidate(plane, page, tm
     expect(page.locator("#current-champion")).to_have_text(champion[:12])
     expect(page.locator("#quality-chart svg")).to_be_visible()
     expect(page.locator("#history-table tbody tr").first).to_contain_text("approve")
+    page.screenshot(path=str(tmp_path / "adapters.png"), full_page=True)
     page.keyboard.press("5")
     expect(page.locator("#audit-table")).to_contain_text("olga")
     expect(page.locator("#audit-table")).to_contain_text("rita")

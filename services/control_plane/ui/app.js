@@ -80,34 +80,43 @@ function show(view) {
 }
 
 // -- charts (inline SVG) ---------------------------------------------------------------------
-function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640, height = 220 } = {}) {
-  const points = series.flatMap((s) => s.points);
+function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640, height = 220, xFormat = null } = {}) {
+  const points = series.flatMap((s) => s.points).filter((p) => p.y !== null && p.y !== undefined);
   if (!points.length) return `<p class="muted">No data yet.</p>`;
   const xs = points.map((p) => p.x), ys = points.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs) === x0 ? x0 + 1 : Math.max(...xs);
+  let x0 = Math.min(...xs), x1 = Math.max(...xs);
+  if (x1 === x0) { x0 -= 1; x1 += 1; }  // one point: draw it in the middle
   const lo = yMin ?? Math.min(...ys), hi = yMax ?? (Math.max(...ys) === lo ? lo + 1 : Math.max(...ys));
-  const L = 48, R = 12, T = 12, B = 28;
+  const L = 48, R = 16, T = 26, B = 30;
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (width - L - R);
   const sy = (y) => height - B - ((y - lo) / (hi - lo)) * (height - T - B);
   let svg = `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(yLabel)}">`;
+  svg += `<text x="4" y="14" font-size="11" font-weight="600">${esc(yLabel)}</text>`;
   for (let i = 0; i <= 4; i++) {
     const y = lo + ((hi - lo) * i) / 4;
     svg += `<line x1="${L}" x2="${width - R}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e5e8ee"/>`;
     svg += `<text x="${L - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${num(y, 2)}</text>`;
   }
+  if (xFormat) {
+    for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
+      svg += `<text x="${sx(x)}" y="${height - 10}" font-size="10" text-anchor="middle">${esc(xFormat(x))}</text>`;
+    }
+  }
   series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];
-    const path = s.points.map((p, i) => `${i ? "L" : "M"}${sx(p.x)},${sy(p.y)}`).join(" ");
-    if (s.points.length > 1 && !s.dotsOnly) svg += `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`;
-    for (const p of s.points) {
-      if (p.lo !== undefined) svg += `<line x1="${sx(p.x)}" x2="${sx(p.x)}" y1="${sy(p.lo)}" y2="${sy(p.hi)}" stroke="${color}"/>`;
+    const shown = s.points.filter((p) => p.y !== null && p.y !== undefined);
+    const path = shown.map((p, i) => `${i ? "L" : "M"}${sx(p.x)},${sy(p.y)}`).join(" ");
+    if (shown.length > 1 && !s.dotsOnly) svg += `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`;
+    for (const p of shown) {
+      if (p.lo !== undefined) svg += `<line x1="${sx(p.x)}" x2="${sx(p.x)}" y1="${sy(p.lo)}" y2="${sy(p.hi)}" stroke="${color}" stroke-width="2"/>`;
       svg += `<circle cx="${sx(p.x)}" cy="${sy(p.y)}" r="${p.big ? 6 : 4}" fill="${p.hollow ? "#fff" : color}" stroke="${color}" stroke-width="2"><title>${esc(p.label ?? "")}</title></circle>`;
     }
   });
-  svg += `<text x="4" y="12" font-size="11">${esc(yLabel)}</text></svg>`;
+  svg += `</svg>`;
   const legend = series.map((s, k) => `<span style="color:${COLORS[k % COLORS.length]}">● ${esc(s.name)}</span>`).join("");
   return svg + `<div class="legend">${legend}</div>`;
 }
+const clock = (x) => new Date(x).toISOString().slice(5, 16).replace("T", " ");
 const t = (iso) => Date.parse(iso.endsWith("Z") ? iso : `${iso}Z`);
 
 // -- overview ----------------------------------------------------------------------------------
@@ -118,7 +127,7 @@ async function loadOverview() {
     const growth = await api(`/v1/tasks/${encodeURIComponent(task.name)}/growth`);
     const chart = lineChart([{ name: "ground-truth examples", points: growth.points.map((p) => ({
       x: t(p.t), y: p.cumulative, label: `${p.t}: ${p.cumulative}` })) }],
-      { yLabel: "ground truth (cumulative)", yMin: 0, width: 320, height: 150 });
+      { yLabel: "ground-truth examples (cumulative)", yMin: 0, width: 320, height: 160 });
     const sources = Object.entries(growth.by_source).map(([k, v]) => `${esc(k)} ${v}`).join(" · ");
     cards.push(`<div class="card" data-task="${esc(task.name)}"><h2>${esc(task.name)}</h2>
       <p>${esc(task.kind)} task · metric ${esc(task.metric ?? task.primary_metric ?? "")} · gate ${esc(task.gate.mode)}</p>
@@ -257,13 +266,14 @@ async function loadAdapters() {
     { name: "candidate (filled: went live)", points: quality.map((c, i) => ({ x: i, y: c.candidate,
       hollow: !c.went_live, label: `${c.adapter_id}: ${c.verdict}` })) },
     { name: "champion on the same examples", points: quality.map((c, i) => ({ x: i, y: c.champion, label: `cycle ${c.cycle_id}` })) },
-  ], { yLabel: quality[0]?.metric || "metric" });
+  ], { yLabel: `${quality[0]?.metric || "metric"} on the gate's eval set, per cycle`,
+    ...(quality[0]?.metric === "nll" ? {} : { yMin: 0, yMax: 1 }), xFormat: (x) => `#${x + 1}` });
   const driftSeries = [];
   for (const [adapter, points] of Object.entries(drift.by_adapter)) {
     driftSeries.push({ name: `${adapter.slice(0, 12)} corrections`, points: points.map((p) => ({ x: t(p.t), y: p.correction_rate, label: `${p.served} served` })) });
     driftSeries.push({ name: `${adapter.slice(0, 12)} negative feedback`, points: points.map((p) => ({ x: t(p.t), y: p.negative_feedback_rate, label: `${p.served} served` })) });
   }
-  $("#drift-chart").innerHTML = lineChart(driftSeries, { yLabel: `rate per ${drift.bucket}`, yMin: 0, yMax: 1 });
+  $("#drift-chart").innerHTML = lineChart(driftSeries, { yLabel: `share of answers per ${drift.bucket}`, yMin: 0, yMax: 1, xFormat: clock });
   $("#history-table tbody").innerHTML = detail.champion_history.slice().reverse().map((h) => `<tr>
     <td>${when(h.since)}</td><td>${when(h.until) || "live"}</td><td><code>${short(h.adapter_id)}</code></td>
     <td>${esc(h.action)}</td><td>${esc(h.actor)}</td><td>${esc(h.reason)}</td></tr>`).join("");
