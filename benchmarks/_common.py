@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -43,3 +47,31 @@ class PeakRss:
 
 def report(results: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(results) + "\n")
+
+
+# A label task on real emails that promotes whatever a short cycle trains: the serving and
+# soak benchmarks need a champion, not a good one.
+QUICK_SPAM_TASK = {
+    "name": "spam", "kind": "label", "labels": ["spam", "ham"],
+    "instruction": "Decide whether this email is spam or ham (a legitimate email).",
+    "triggers": {"min_new_examples": 10_000_000},
+    "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0, "regression_tolerance": 1.0},
+    "training": {"max_steps": 6, "epochs": 1.0, "eval_fraction": 0.15, "replay_budget": 50},
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def temporary_home(prefix: str) -> Path:
+    """A fresh FLYWHEEL_HOME that reuses the base model converted under ./.flywheel."""
+    from training.checkpoints import resolve_base_model
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    base = resolve_base_model(None, Path(os.environ.get("FLYWHEEL_HOME", ".flywheel")) / "models")
+    (home / "models").mkdir(parents=True)
+    (home / "models" / base.name).symlink_to(base.resolve())
+    return home

@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _common import PeakRss, report
+from _common import PeakRss, report, temporary_home
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -47,11 +46,8 @@ TASK = {
 
 def main() -> None:
     rss = PeakRss()
-    home = Path(tempfile.mkdtemp(prefix="flywheel-f2c-"))
-    shared_models = Path(os.environ.get("FLYWHEEL_HOME", ".flywheel")) / "models"
-    base = resolve_base_model(None, shared_models)
-    (home / "models").mkdir(parents=True)
-    (home / "models" / base.name).symlink_to(base.resolve())
+    home = temporary_home("flywheel-f2c-")
+    base = resolve_base_model(None, home / "models")
     env = {
         **os.environ,
         "FLYWHEEL_HOME": str(home),

@@ -17,47 +17,26 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psutil
-from _common import PeakRss, report
+from _common import QUICK_SPAM_TASK, PeakRss, free_port, report, temporary_home
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from feedback.sample_data import load_spam_emails
-from training.checkpoints import resolve_base_model
 
 LATENCY_REQUESTS = 100  # per side
 LOAD_S = 10.0
 THREADS = 3
-TASK = {
-    "name": "spam", "kind": "label", "labels": ["spam", "ham"],
-    "instruction": "Decide whether this email is spam or ham (a legitimate email).",
-    "triggers": {"min_new_examples": 100_000},
-    "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0, "regression_tolerance": 1.0},
-    "training": {"max_steps": 6, "epochs": 1.0, "eval_fraction": 0.15, "replay_budget": 50},
-}  # fmt: skip
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+TASK = QUICK_SPAM_TASK
 
 
 class Stack:
     def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="flywheel-serving-"))
-        shared = Path(os.environ.get("FLYWHEEL_HOME", ".flywheel")) / "models"
-        base = resolve_base_model(None, shared)
-        (self.home / "models").mkdir(parents=True)
-        (self.home / "models" / base.name).symlink_to(base.resolve())
+        self.home = temporary_home("flywheel-serving-")
         self.api_port, self.serve_port = free_port(), free_port()
         self.env = {**os.environ, "FLYWHEEL_HOME": str(self.home),
                     "FLYWHEEL_API_PORT": str(self.api_port),

@@ -18,16 +18,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import httpx
-from _common import PeakRss, report
+from _common import QUICK_SPAM_TASK, PeakRss, free_port, report, temporary_home
 from kafka import KafkaProducer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,23 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from feedback.client import FlywheelClient
 from feedback.sample_data import load_spam_emails
 from schemas.topics import INFERENCE
-from training.checkpoints import resolve_base_model
 
-TASK = {
-    "name": "spam", "kind": "label", "labels": ["spam", "ham"],
-    "instruction": "Decide whether this email is spam or ham (a legitimate email).",
-    "triggers": {"min_new_examples": 10_000_000},
-    "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0, "regression_tolerance": 1.0},
-    "training": {"max_steps": 6, "epochs": 1.0, "eval_fraction": 0.15, "replay_budget": 50},
-}  # fmt: skip
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+TASK = QUICK_SPAM_TASK
 
 
 def main() -> None:
@@ -60,11 +43,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     args = parser.parse_args()
     rss = PeakRss()
-    home = Path(tempfile.mkdtemp(prefix="flywheel-soak-"))
-    shared = Path(os.environ.get("FLYWHEEL_HOME", ".flywheel")) / "models"
-    base = resolve_base_model(None, shared)
-    (home / "models").mkdir(parents=True)
-    (home / "models" / base.name).symlink_to(base.resolve())
+    home = temporary_home("flywheel-soak-")
     broker_port, api_port, serve_port = free_port(), free_port(), free_port()
     env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_API_PORT": str(api_port),
            "FLYWHEEL_SERVE_PORT": str(serve_port),
