@@ -103,6 +103,7 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
 def _side_by_side(candidate: dict, champion: dict) -> dict[str, Any]:
     return {
         "id": candidate["id"],
+        "input": candidate.get("input"),
         "reference": candidate.get("reference"),
         "candidate": candidate.get("prediction"),
         "champion": champion.get("prediction"),

@@ -16,6 +16,7 @@ from training.metrics import chrf, exact_match, token_f1
 from training.predict import generate, prompt_budget, reply_logprobs
 
 Progress = Callable[[dict[str, Any]], None]
+INPUT_SHOWN = 300  # characters of each input kept with its scores, for side-by-side evidence
 
 
 def score(
@@ -64,6 +65,7 @@ def score(
             total, count = nll[offset]
             row: dict[str, Any] = {
                 "id": examples[i].get("id", str(i)), "prediction": prediction,
+                "input": examples[i]["input"][:INPUT_SHOWN],
                 "reference": reference, "nll": -total / max(1, count),
             }  # fmt: skip
             if by_first_token:  # log-probability of the chosen label: the model's confidence

@@ -63,6 +63,8 @@ function fillTaskSelects() {
   const options = state.tasks.map((t) => `<option value="${esc(t.name)}">${esc(t.name)}</option>`).join("");
   $("#review-task").innerHTML = `<option value="">all tasks</option>${options}`;
   $("#adapter-task").innerHTML = options;
+  const served = state.tasks.find((t) => t.champion);  // open on a task with a champion
+  if (served) $("#adapter-task").value = served.name;
 }
 
 function show(view) {
@@ -215,8 +217,8 @@ async function loadCycles() {
 
 function sideBySide(rows, title) {
   if (!rows || !rows.length) return "";
-  return `<h4>${esc(title)}</h4><table><thead><tr><th>Example</th><th>Reference</th><th>Candidate</th><th>Champion</th></tr></thead><tbody>${
-    rows.map((r) => `<tr><td><code>${short(r.id)}</code></td><td>${esc(r.reference)}</td><td>${esc(r.candidate)}</td><td>${esc(r.champion)}</td></tr>`).join("")}</tbody></table>`;
+  return `<h4>${esc(title)}</h4><table><thead><tr><th>Input</th><th>Reference</th><th>Candidate</th><th>Champion</th></tr></thead><tbody>${
+    rows.map((r) => `<tr><td title="${esc(r.id)}">${esc((r.input ?? r.id ?? "").slice(0, 160))}</td><td>${esc(r.reference)}</td><td>${esc(r.candidate)}</td><td>${esc(r.champion)}</td></tr>`).join("")}</tbody></table>`;
 }
 
 async function showCycle(cycleId, scroll = true) {
