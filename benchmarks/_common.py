@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -75,3 +76,27 @@ def temporary_home(prefix: str) -> Path:
     (home / "models").mkdir(parents=True)
     (home / "models" / base.name).symlink_to(base.resolve())
     return home
+
+
+def spawn(command: str, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
+    """Run ``flywheel COMMAND`` as an operator would, its output in HOME/COMMAND.log."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", command], env=env,
+        stdout=open(home / f"{command}.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def wait_healthy(url: str, home: Path, timeout_s: float = 120) -> None:
+    """Until ``url``/healthz answers status ok; exits with the logs' place otherwise."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).json().get("status") == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up; logs in {home}")

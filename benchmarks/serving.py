@@ -22,7 +22,15 @@ import time
 
 import httpx
 import psutil
-from _common import QUICK_SPAM_TASK, PeakRss, free_port, report, temporary_home
+from _common import (
+    QUICK_SPAM_TASK,
+    PeakRss,
+    free_port,
+    report,
+    spawn,
+    temporary_home,
+    wait_healthy,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -48,23 +56,9 @@ class Stack:
         self.admin: dict[str, str] = {}
 
     def spawn(self, command: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", command], env=self.env,
-            stdout=open(self.home / f"{command}.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        process = spawn(command, self.env, self.home)
         self.processes.append(process)
         return process
-
-    def wait(self, url: str, ready: str = "ok") -> None:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).json().get("status") == ready:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"{url} did not come up; logs in {self.home}")
 
     def call(self, method: str, path: str, body: object = None) -> dict:
         response = httpx.request(method, f"{self.url}{path}", json=body, headers=self.admin,
@@ -97,7 +91,7 @@ def main() -> None:
     emails = load_spam_emails(400, seed=11)
     try:
         stack.spawn("up")
-        stack.wait(stack.url)
+        wait_healthy(stack.url, stack.home)
         token = (stack.home / "run" / "cli.token").read_text().strip()
         stack.admin = {"Authorization": f"Bearer {token}"}
         for name in ("spam", "spam-base"):
@@ -113,7 +107,7 @@ def main() -> None:
         assert first["verdict"] == "promote", first
         champion = first["adapter_id"]
         server = stack.spawn("serve")
-        stack.wait(stack.server_url)
+        wait_healthy(stack.server_url, stack.home)
         app = stack.call("POST", "/v1/tokens", {"role": "app", "name": "bench"})["token"]
         headers = {"Authorization": f"Bearer {app}"}
         inputs = [e.input for e in emails[200:]]

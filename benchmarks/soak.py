@@ -25,7 +25,15 @@ from datetime import UTC, datetime
 
 import duckdb
 import httpx
-from _common import QUICK_SPAM_TASK, PeakRss, free_port, report, temporary_home
+from _common import (
+    QUICK_SPAM_TASK,
+    PeakRss,
+    free_port,
+    report,
+    spawn,
+    temporary_home,
+    wait_healthy,
+)
 from kafka import KafkaProducer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,25 +59,10 @@ def main() -> None:
     bootstrap = f"127.0.0.1:{broker_port}"
     url, server_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{serve_port}"
 
-    def spawn(command: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "services.cli.main", command], env=env,
-                                stdout=open(home / f"{command}.log", "wb"),
-                                stderr=subprocess.STDOUT)  # fmt: skip
-
-    def wait(target: str) -> None:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{target}/healthz", timeout=1).json().get("status") == "ok":
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"{target} did not start; logs in {home}")
-
-    plane = spawn("up")
+    plane = spawn("up", env, home)
     server = None
     try:
-        wait(url)
+        wait_healthy(url, home)
         admin = {"Authorization": f"Bearer {(home / 'run' / 'cli.token').read_text().strip()}"}
         httpx.post(f"{url}/v1/tasks", json={"task": TASK}, headers=admin).raise_for_status()
         emails = load_spam_emails(300, seed=21)
@@ -78,8 +71,8 @@ def main() -> None:
                                 for e in emails[:150]))  # fmt: skip
         subprocess.run([sys.executable, "-m", "services.cli.main", "import", "spam", "--data",
                         str(data)], env=env, check=True, capture_output=True)  # fmt: skip
-        server = spawn("serve")
-        wait(server_url)
+        server = spawn("serve", env, home)
+        wait_healthy(server_url, home)
         app = httpx.post(f"{url}/v1/tokens", json={"role": "app", "name": "soak"},
                          headers=admin).json()["token"]  # fmt: skip
 
