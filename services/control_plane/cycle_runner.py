@@ -29,6 +29,7 @@ from training.cycle_records import start_cycle, update_cycle
 from training.lora_recipe import verify_adapter
 from training.promotion_gate import decide
 from training.registry import (
+    AdapterRecord,
     AdapterRefusedError,
     RegistryError,
     audit,
@@ -234,7 +235,9 @@ class CycleRunner:
         elif decision.verdict == "reject":
             shutil.rmtree(self.paths.cycles_dir / cycle_id / "scratch", ignore_errors=True)
 
-    async def _verify(self, task: str, adapter_id: str, *, actor: str, action: str) -> None:
+    async def _verified(self, task: str, adapter_id: str, *, actor: str, action: str
+                        ) -> AdapterRecord:  # fmt: skip
+        """The adapter's record once its files are checked against its content hash."""
         record = await self.store.call(get_adapter, adapter_id)
         if record is None or record.task != task:
             raise RegistryError(f"no adapter {adapter_id} for task {task}")
@@ -248,23 +251,23 @@ class CycleRunner:
             raise AdapterRefusedError(
                 f"{error}; the champion is unchanged. Run a new cycle to train a fresh candidate."
             ) from error
+        return record
 
     async def promote(
         self, task: str, adapter_id: str | None, *, actor: str, action: str, reason: str
     ) -> dict[str, Any]:
         """Move the champion alias and tell the inference servers. An adapter whose files no
         longer hash to its name is refused (AdapterRefusedError): the champion stays."""
+        record = None
         if adapter_id is not None:
-            await self._verify(task, adapter_id, actor=actor, action=action)
+            record = await self._verified(task, adapter_id, actor=actor, action=action)
         message = await self.store.call(set_champion, task=task, adapter_id=adapter_id,
                                         actor=actor, action=action, reason=reason)  # fmt: skip
         if self.producer is not None:  # servers swap first; bookkeeping follows
             await self.producer.send_and_wait(
                 PROMOTIONS, json.dumps(message).encode(), key=task.encode()
             )
-        if adapter_id is not None and action in ("promote", "approve"):
-            record = await self.store.call(get_adapter, adapter_id)
-            if record is not None:
-                await self.store.call(remember_fixed_mistakes, task=task,
-                                      snapshot_id=record.snapshot_id)  # fmt: skip
+        if record is not None and action in ("promote", "approve"):
+            await self.store.call(remember_fixed_mistakes, task=task,
+                                  snapshot_id=record.snapshot_id)  # fmt: skip
         return message

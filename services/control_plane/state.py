@@ -21,10 +21,10 @@ class ControlPlaneState:
     bootstrap: str
     max_body_bytes: int
     max_batch_events: int
+    auth_limiter: FailedAuthLimiter
     agent: IngestAgent | None = None
     cycles: CycleRunner | None = None
     scheduler: RetrainingScheduler | None = None
     principals: dict[str, Principal] = field(default_factory=dict)
     review_lease_s: float = 300.0
     review_low_confidence: float = -0.7
-    auth_limiter: FailedAuthLimiter = field(default_factory=lambda: FailedAuthLimiter(20, 60.0))

@@ -54,9 +54,9 @@ class ServerState:
     client: FlywheelClient
     base_model_name: str
     max_new_tokens: int
+    auth_limiter: FailedAuthLimiter
     refused: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = False
-    auth_limiter: FailedAuthLimiter = field(default_factory=lambda: FailedAuthLimiter(20, 60.0))
 
 
 class GenerateRequest(BaseModel):

@@ -32,7 +32,6 @@ from training.checkpoints import resolve_base_model
 log = logging.getLogger(__name__)
 
 
-
 def instance_name(settings: Settings) -> str:
     """Names this server's spool, run file and log: servers on other machines (or containers)
     may share the store."""
