@@ -1,0 +1,79 @@
+"""The split forward pass gives the plain forward pass's loss and gradients, cached or not."""
+
+from __future__ import annotations
+
+import torch
+
+from training.chat_format import PromptStyle, training_example
+from training.checkpoints import load_model, load_tokenizer
+from training.lora_recipe import LoRARecipe, LoRASettings
+from training.split_forward import SplitForward
+
+STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
+TEXTS = [("send cash now " * (i + 1), "yes" if i % 2 else "no") for i in range(6)]
+
+
+def _recipe(tiny_model_dir, top_layers: int) -> tuple[LoRARecipe, list]:
+    recipe = LoRARecipe(LoRASettings(top_layers=top_layers, max_seq_len=64, dropout=0.0),
+                        tiny_model_dir, torch.device("cpu"))  # fmt: skip
+    recipe.setup()
+    tokenizer = load_tokenizer(tiny_model_dir)
+    encoded = [training_example(tokenizer, STYLE, x, y, 64) for x, y in TEXTS]
+    return recipe, encoded
+
+
+def _grads(model) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+
+def test_same_loss_and_gradients_as_the_plain_forward(tiny_model_dir):
+    recipe, encoded = _recipe(tiny_model_dir, top_layers=1)  # layer 0 frozen, layer 1 adapted
+    model = recipe.model
+    split = SplitForward(model, cache_bytes=2**24)
+    assert SplitForward.applies_to(model) and split.split == 1
+    keys = [0, 1, 2, 3]
+    input_ids, labels, attention = recipe._collate([encoded[k] for k in keys])
+
+    plain = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+    plain.backward()
+    plain_grads = _grads(model)
+    model.zero_grad()
+
+    fresh = split.loss(keys, input_ids, labels, attention)
+    fresh.backward()
+    assert torch.allclose(fresh, plain, atol=1e-5), (fresh, plain)
+    for mine, theirs in zip(_grads(model), plain_grads, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-5)
+    assert set(split.cache) == set(keys) and split.cached_bytes > 0
+
+    # A batch mixing cached and new examples, in another order, still matches.
+    keys = [5, 2, 4, 0]
+    input_ids, labels, attention = recipe._collate([encoded[k] for k in keys])
+    model.zero_grad()
+    mixed = split.loss(keys, input_ids, labels, attention)
+    plain = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+    assert torch.allclose(mixed, plain, atol=1e-5), (mixed, plain)
+
+
+def test_cache_budget_is_respected(tiny_model_dir):
+    recipe, encoded = _recipe(tiny_model_dir, top_layers=1)
+    split = SplitForward(recipe.model, cache_bytes=1)  # too small for one example
+    input_ids, labels, attention = recipe._collate(encoded[:2])
+    split.loss([0, 1], input_ids, labels, attention)
+    assert not split.cache and split.cached_bytes == 0
+
+
+def test_first_layer_adapted_starts_from_the_embeddings(tiny_model_dir):
+    recipe, encoded = _recipe(tiny_model_dir, top_layers=2)  # every layer adapted
+    split = SplitForward(recipe.model, cache_bytes=2**24)
+    assert split.split == 0 and split.cache_bytes == 0
+    input_ids, labels, attention = recipe._collate(encoded[:3])
+    plain = recipe.model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+    assert torch.allclose(split.loss([0, 1, 2], input_ids, labels, attention), plain, atol=1e-5)
+
+
+def test_models_outside_the_llama_family_take_the_plain_path(tiny_model_dir):
+    model = load_model(tiny_model_dir, torch.device("cpu"))
+    assert SplitForward.applies_to(model)
+    model.config.model_type = "gemma"  # scales inputs_embeds inside its forward
+    assert not SplitForward.applies_to(model)

@@ -1,0 +1,159 @@
+"""The training forward pass of a decoder whose lower layers are frozen, at a fraction of the cost.
+
+It gives the loss of ``model(input_ids, attention_mask, labels).loss`` (to rounding) with two
+savings:
+
+- The frozen layers below the first adapted one never change during training, so the hidden
+  states that enter the first adapted layer are computed once per example and reused every
+  epoch (within a memory budget; beyond it they are recomputed, still without autograd).
+- The LM head (vocabulary x hidden: on SmolLM2 as costly as eight decoder layers per token)
+  runs only at the positions that predict a reply token, not at every prompt position, and
+  so does its backward pass.
+
+It applies to decoders that feed ``inputs_embeds`` into their first layer unchanged and keep
+their layers in ``decoder.layers`` (the Llama family); other models take the plain path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.chat_format import IGNORE_INDEX
+
+# Model types whose decoder adds nothing to inputs_embeds (no scaling, no learned positions).
+SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+class _Reached(Exception):
+    """Raised by the hook on the first adapted layer: the lower pass is done."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        self.hidden = hidden
+
+
+def first_trainable_layer(layers: Sequence[nn.Module]) -> int | None:
+    for index, layer in enumerate(layers):
+        if any(p.requires_grad for p in layer.parameters()):
+            return index
+    return None
+
+
+class SplitForward:
+    """Frozen lower layers once per example, adapted upper layers and a reply-only LM head
+    every step."""
+
+    def __init__(self, model: Any, *, cache_bytes: int) -> None:
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.decoder = causal_lm.get_decoder()
+        self.lm_head = causal_lm.get_output_embeddings()
+        layers = list(self.decoder.layers)
+        self.split = first_trainable_layer(layers) or 0
+        self.upper = nn.ModuleList(layers[self.split :])
+        self.entry = layers[self.split] if self.split else None
+        self.cache: dict[int, torch.Tensor] = {}
+        self.cache_bytes = cache_bytes if self.split else 0
+        self.cached_bytes = 0
+
+    @staticmethod
+    def applies_to(model: Any) -> bool:
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else None
+        return (
+            getattr(causal_lm.config, "model_type", None) in SUPPORTED_MODEL_TYPES
+            and isinstance(getattr(decoder, "layers", None), nn.ModuleList)
+            and first_trainable_layer(list(decoder.layers)) is not None
+        )
+
+    def loss(
+        self,
+        keys: Sequence[int],
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean cross-entropy over the reply tokens of a right-padded batch; ``keys`` name
+        the examples (the same key must always mean the same tokens)."""
+        hidden = self._entry_states(keys, input_ids, attention)
+        with self._only_upper_layers():
+            out = self.decoder(inputs_embeds=hidden, attention_mask=attention, use_cache=False)
+        targets = labels[:, 1:]  # position t predicts token t + 1
+        predicting = targets != IGNORE_INDEX
+        logits = self.lm_head(out.last_hidden_state[:, :-1][predicting])
+        return nn.functional.cross_entropy(logits.float(), targets[predicting])
+
+    def _entry_states(
+        self, keys: Sequence[int], input_ids: torch.Tensor, attention: torch.Tensor
+    ) -> torch.Tensor:
+        """Hidden states entering the first adapted layer, [batch, width, hidden]."""
+        missing = [row for row, key in enumerate(keys) if key not in self.cache]
+        fresh = self._lower_pass(input_ids[missing], attention[missing]) if missing else None
+        if len(missing) == len(keys) and fresh is not None:
+            self._remember(keys, missing, fresh, attention)
+            return fresh
+        width = input_ids.shape[1]
+        hidden = torch.zeros(
+            (len(keys), width, self._hidden_size()), dtype=self._dtype(), device=input_ids.device
+        )
+        for row, key in enumerate(keys):
+            if key in self.cache:
+                states = self.cache[key]
+                hidden[row, : len(states)] = states
+        if fresh is not None:
+            hidden[missing] = fresh
+            self._remember(keys, missing, fresh, attention)
+        return hidden
+
+    @torch.no_grad()
+    def _lower_pass(self, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        if self.entry is None:  # the first layer is adapted: its input is the embeddings
+            return self.decoder.get_input_embeddings()(input_ids)
+
+        def stop(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            raise _Reached(args[0] if args else kwargs["hidden_states"])
+
+        handle = self.entry.register_forward_pre_hook(stop, with_kwargs=True)
+        try:
+            self.decoder(input_ids=input_ids, attention_mask=attention, use_cache=False)
+        except _Reached as reached:
+            return reached.hidden
+        finally:
+            handle.remove()
+        raise RuntimeError("the decoder never reached its first adapted layer")
+
+    def _remember(
+        self,
+        keys: Sequence[int],
+        rows: list[int],
+        fresh: torch.Tensor,
+        attention: torch.Tensor,
+    ) -> None:
+        if not self.cache_bytes:
+            return
+        for index, row in enumerate(rows):
+            length = int(attention[row].sum())  # right padding: real tokens come first
+            states = fresh[index, :length].detach().clone()
+            size = states.numel() * states.element_size()
+            if self.cached_bytes + size > self.cache_bytes:
+                return
+            self.cache[keys[row]] = states
+            self.cached_bytes += size
+
+    @contextmanager
+    def _only_upper_layers(self) -> Iterator[None]:
+        layers = self.decoder.layers
+        self.decoder.layers = self.upper
+        try:
+            yield
+        finally:
+            self.decoder.layers = layers
+
+    def _hidden_size(self) -> int:
+        return int(self.decoder.get_input_embeddings().embedding_dim)
+
+    def _dtype(self) -> torch.dtype:
+        return self.decoder.get_input_embeddings().weight.dtype
