@@ -32,8 +32,11 @@ def style_of(task: TaskDefinition) -> PromptStyle:
 
 
 def end_of_turn(tokenizer: Any) -> str:
-    """The token that closes the assistant's turn in this tokenizer's template."""
-    return "<|im_end|>" if "<|im_end|>" in tokenizer.get_vocab() else tokenizer.eos_token
+    """The token that closes the assistant's turn in this tokenizer's template. (Asked of the
+    token itself: ``get_vocab()`` builds a 49k-entry dict, 30 ms a call.)"""
+    token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    known = token_id is not None and token_id != tokenizer.unk_token_id
+    return "<|im_end|>" if known else tokenizer.eos_token
 
 
 def prompt_ids(tokenizer: Any, style: PromptStyle, input_text: str, max_tokens: int) -> list[int]:

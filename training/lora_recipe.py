@@ -133,11 +133,18 @@ class LoRARecipe:
         self, examples: Sequence[dict], style: PromptStyle, progress: Progress | None = None
     ) -> TrainingReport:
         s = self.settings
-        encoded = [
-            training_example(self.tokenizer, style, e["input"], e["output"], s.max_seq_len)
-            for e in examples
-        ]
-        steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(encoded) / s.batch_size)))
+        # Tokenised when first drawn: a capped run over a large first import encodes only the
+        # examples it reaches.
+        encoded: dict[int, tuple[list[int], list[int]]] = {}
+
+        def example(index: int) -> tuple[list[int], list[int]]:
+            if index not in encoded:
+                e = examples[index]
+                encoded[index] = training_example(self.tokenizer, style, e["input"],
+                                                  e["output"], s.max_seq_len)  # fmt: skip
+            return encoded[index]
+
+        steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(examples) / s.batch_size)))
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(s.warmup_steps,
@@ -156,12 +163,12 @@ class LoRARecipe:
         started = time.perf_counter()
         for step in range(steps):
             if len(order) < s.batch_size:  # next epoch: a fresh seeded shuffle
-                refill = list(range(len(encoded)))
+                refill = list(range(len(examples)))
                 rng.shuffle(refill)
                 order.extend(refill)
             keys = order[: s.batch_size]
             del order[: s.batch_size]
-            input_ids, labels, attention = self._collate([encoded[i] for i in keys])
+            input_ids, labels, attention = self._collate([example(i) for i in keys])
             output_tokens += int((labels != IGNORE_INDEX).sum())
             with torch.autocast(self.device.type, dtype=dtype or torch.float32,
                                 enabled=dtype is not None):  # fmt: skip
@@ -182,7 +189,7 @@ class LoRARecipe:
                           "loss": round(losses[-1], 4)})  # fmt: skip
         seconds = time.perf_counter() - started
         head, tail = losses[: max(1, len(losses) // 5)], losses[-max(1, len(losses) // 5) :]
-        return TrainingReport(steps, len(encoded), sum(head) / len(head), sum(tail) / len(tail),
+        return TrainingReport(steps, len(examples), sum(head) / len(head), sum(tail) / len(tail),
                               seconds, output_tokens, losses)  # fmt: skip
 
     def _collate(self, batch: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, ...]:

@@ -37,26 +37,26 @@ def reply_logprobs(
 ) -> tuple[list[tuple[float, int]], list[list[float]]]:
     """(sum of log-probabilities, token count) of each reply given its prompt, and, for each
     pair, the log-probability of each of ``first_token_ids`` as the reply's first token (read
-    from the same forward pass; empty lists when none are asked for)."""
+    from the same forward pass; empty lists when none are asked for).
+
+    Rows are left-padded, so every reply ends at the last position and the LM head and the
+    softmax run only over the last (longest reply + 1) positions, not the whole prompt."""
     results: list[tuple[float, int]] = []
     firsts: list[list[float]] = []
     device = next(model.parameters()).device
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        width = max(len(p) + len(t) for p, t in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (prompt, target) in enumerate(chunk):
-            ids[row, : len(prompt) + len(target)] = torch.tensor(prompt + target)
-            mask[row, : len(prompt) + len(target)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        for row, (prompt, target) in enumerate(chunk):
-            positions = torch.arange(len(prompt) - 1, len(prompt) + len(target) - 1)
-            values = logprobs[row, positions.to(device), torch.tensor(target).to(device)]
+        keep = max(len(t) for _, t in chunk) + 1
+        ids, mask, position_ids = left_padded([p + t for p, t in chunk], pad_id, device)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                       logits_to_keep=keep).logits  # fmt: skip
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # kept index k predicts k+1
+        for row, (_, target) in enumerate(chunk):
+            first = keep - 1 - len(target)  # the position that predicts the reply's first token
+            predicting = torch.arange(first, keep - 1, device=device)
+            values = logprobs[row, predicting, torch.tensor(target, device=device)]
             results.append((float(values.sum()), len(target)))
-            at_reply = logprobs[row, len(prompt) - 1]
-            firsts.append([float(at_reply[t]) for t in first_token_ids])
+            firsts.append([float(logprobs[row, first, t]) for t in first_token_ids])
     return results, firsts
 
 
@@ -113,33 +113,38 @@ def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[i
 def _next_token_logprobs(model: Any, prompts: list[list[int]], pad: int) -> torch.Tensor:
     """Log-probabilities of the token after each prompt (left-padded batch, true positions)."""
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=positions.to(device), logits_to_keep=1).logits  # fmt: skip
+    ids, mask, position_ids = left_padded(prompts, pad, device)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                   logits_to_keep=1).logits  # fmt: skip
     return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+
+def left_padded(
+    sequences: Sequence[list[int]], pad: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, position_ids) of a left-padded batch: every sequence ends
+    at the last position, and positions count from each sequence's first real token."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, width - len(sequence) :] = torch.tensor(sequence)
+        mask[row, width - len(sequence) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
 
 
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
              ) -> list[Prediction]:  # fmt: skip
     """Greedy replies to chat-template prompts, each with its mean token log-probability."""
-    device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):  # left padding: every reply starts at `width`
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
+    # Left padding: every reply starts at `width`.
+    ids, mask, _ = left_padded(prompts, pad, next(model.parameters()).device)
+    width = ids.shape[1]
     stop = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
     out = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
+        input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
         do_sample=False, eos_token_id=stop, pad_token_id=pad,
         output_scores=True, return_dict_in_generate=True,
     )  # fmt: skip

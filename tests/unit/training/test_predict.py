@@ -7,7 +7,7 @@ import torch
 
 from training.chat_format import PromptStyle
 from training.checkpoints import load_model, load_tokenizer
-from training.predict import predict
+from training.predict import predict, reply_logprobs
 from training.scoring import score
 
 INPUTS = [f"message {i}: " + ("send cash now " * (i % 5) if i % 2 else "lunch?") for i in range(12)]
@@ -40,3 +40,22 @@ def test_text_answers_carry_their_mean_token_logprob(tiny):
     for answer in answers:
         assert isinstance(answer.output, str) and 1 <= answer.output_tokens <= 6
         assert answer.mean_logprob < 0
+
+
+def test_reply_logprobs_match_one_unpadded_sequence_at_a_time(tiny):
+    model, tokenizer = tiny
+    pairs = [
+        (tokenizer(text, add_special_tokens=False)["input_ids"], reply)
+        for text, reply in [("send cash now", [11, 12, 13]), ("lunch at noon? " * 4, [7]),
+                            ("hi", [42, 43])]
+    ]  # fmt: skip
+    batched, firsts = reply_logprobs(model, pairs, tokenizer.pad_token_id, first_token_ids=[7, 11])
+    for (prompt, reply), (total, count), first in zip(pairs, batched, firsts, strict=True):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + reply])).logits[0].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        expected = sum(float(logprobs[len(prompt) - 1 + i, t]) for i, t in enumerate(reply))
+        assert count == len(reply)
+        assert total == pytest.approx(expected, abs=1e-3)
+        at_reply = logprobs[len(prompt) - 1]
+        assert first == pytest.approx([float(at_reply[7]), float(at_reply[11])], abs=1e-3)
