@@ -18,8 +18,9 @@ def plane(model_plane):
 
 
 def test_killed_training_leaves_nothing_half_registered_and_the_next_cycle_runs(plane, tmp_path):
-    define_task(plane, tmp_path, "crashy", max_steps=100_000)
-    import_examples(plane, tmp_path, "crashy")
+    # About 800 steps: still training when it is killed.
+    define_task(plane, tmp_path, "crashy", max_steps=100_000, epochs=20)
+    import_examples(plane, tmp_path, "crashy", count=400)
     started = plane.post("/v1/tasks/crashy/cycles", {})
     assert started.status_code == 202
     cycle_id = started.json()["cycle_id"]

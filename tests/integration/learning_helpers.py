@@ -15,8 +15,8 @@ def define_task(plane: ControlPlaneProcess, tmp_path: Path, name: str, **overrid
         "triggers": {"min_new_examples": overrides.pop("min_new", 100_000)},
         "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0,
                  "regression_tolerance": 1.0, **overrides.pop("gate", {})},
-        "training": {"max_steps": overrides.pop("max_steps", 4), "epochs": 1.0,
-                     "replay_budget": 10},
+        "training": {"max_steps": overrides.pop("max_steps", 4),
+                     "epochs": overrides.pop("epochs", 1.0), "replay_budget": 10},
     }  # fmt: skip
     path = tmp_path / f"{name}.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML

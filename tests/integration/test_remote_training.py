@@ -53,8 +53,9 @@ def test_a_queued_cycle_runs_on_a_training_worker_and_is_promoted(plane, tmp_pat
 
 
 def test_a_worker_killed_mid_job_fails_the_cycle_and_registers_nothing(plane, tmp_path):
-    define_task(plane, tmp_path, "money", max_steps=100_000)
-    import_examples(plane, tmp_path, "money")
+    # About 800 steps: still training when it is killed.
+    define_task(plane, tmp_path, "money", max_steps=100_000, epochs=20)
+    import_examples(plane, tmp_path, "money", count=400)
     worker = start_worker(plane)
     cycle_id = plane.post("/v1/tasks/money/cycles", {}).json()["cycle_id"]
     plane.wait_until(lambda: plane.get(f"/v1/cycles/{cycle_id}"),
