@@ -36,6 +36,11 @@ class _Reached(Exception):
         self.hidden = hidden
 
 
+def _causal_lm(model: Any) -> Any:
+    """The transformers model under a peft wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def first_trainable_layer(layers: Sequence[nn.Module]) -> int | None:
     for index, layer in enumerate(layers):
         if any(p.requires_grad for p in layer.parameters()):
@@ -48,7 +53,7 @@ class SplitForward:
     every step."""
 
     def __init__(self, model: Any, *, cache_bytes: int) -> None:
-        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        causal_lm = _causal_lm(model)
         self.decoder = causal_lm.get_decoder()
         self.lm_head = causal_lm.get_output_embeddings()
         layers = list(self.decoder.layers)
@@ -61,7 +66,7 @@ class SplitForward:
 
     @staticmethod
     def applies_to(model: Any) -> bool:
-        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        causal_lm = _causal_lm(model)
         decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else None
         return (
             getattr(causal_lm.config, "model_type", None) in SUPPORTED_MODEL_TYPES
@@ -92,9 +97,10 @@ class SplitForward:
         """Hidden states entering the first adapted layer, [batch, width, hidden]."""
         missing = [row for row, key in enumerate(keys) if key not in self.cache]
         fresh = self._lower_pass(input_ids[missing], attention[missing]) if missing else None
-        if len(missing) == len(keys) and fresh is not None:
+        if fresh is not None:
             self._remember(keys, missing, fresh, attention)
-            return fresh
+            if len(missing) == len(keys):
+                return fresh
         width = input_ids.shape[1]
         hidden = torch.zeros(
             (len(keys), width, self._hidden_size()), dtype=self._dtype(), device=input_ids.device
@@ -105,7 +111,6 @@ class SplitForward:
                 hidden[row, : len(states)] = states
         if fresh is not None:
             hidden[missing] = fresh
-            self._remember(keys, missing, fresh, attention)
         return hidden
 
     @torch.no_grad()
