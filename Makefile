@@ -33,6 +33,7 @@ stop: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(STAMP)

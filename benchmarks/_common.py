@@ -53,12 +53,14 @@ def report(results: dict[str, Any]) -> None:
 # A label task on real emails that promotes whatever a short cycle trains: the serving and
 # soak benchmarks need a champion, not a good one.
 QUICK_SPAM_TASK = {
-    "name": "spam", "kind": "label", "labels": ["spam", "ham"],
+    "name": "spam",
+    "kind": "label",
+    "labels": ["spam", "ham"],
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": 10_000_000},
     "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0, "regression_tolerance": 1.0},
     "training": {"max_steps": 6, "epochs": 1.0, "eval_fraction": 0.15, "replay_budget": 50},
-}  # fmt: skip
+}
 
 
 def free_port() -> int:
@@ -81,10 +83,11 @@ def temporary_home(prefix: str) -> Path:
 def spawn(command: str, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
     """Run ``flywheel COMMAND`` as an operator would, its output in HOME/COMMAND.log."""
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", command], env=env,
+        [sys.executable, "-m", "services.cli.main", command],
+        env=env,
         stdout=open(home / f"{command}.log", "wb"),
         stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
 
 
 def wait_healthy(url: str, home: Path, timeout_s: float = 120) -> None:

@@ -36,12 +36,14 @@ from training.scoring import score
 
 CORRECTIONS = 200
 TASK = {
-    "name": "spam", "kind": "label", "labels": ["spam", "ham"],
+    "name": "spam",
+    "kind": "label",
+    "labels": ["spam", "ham"],
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": CORRECTIONS},
     "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
     "training": {"max_steps": 90, "epochs": 3.0, "learning_rate": 1e-3},
-}  # fmt: skip
+}
 
 
 def main() -> None:

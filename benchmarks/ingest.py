@@ -38,18 +38,25 @@ PARTITIONS = 4
 
 
 def event(event_id: str, occurred_at: str | None = None) -> bytes:
-    return json.dumps({
-        "type": "inference", "event_id": event_id,
-        "occurred_at": occurred_at or datetime.now(UTC).isoformat(), "task": "bench",
-        "input": "Subject: quarterly report\n\nPlease find the figures attached. " * 3,
-        "output": "ham", "base_model": "smollm2-135m-instruct", "latency_ms": 41.5,
-        "metadata": {"app": "mail", "region": "eu"},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "type": "inference",
+            "event_id": event_id,
+            "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
+            "task": "bench",
+            "input": "Subject: quarterly report\n\nPlease find the figures attached. " * 3,
+            "output": "ham",
+            "base_model": "smollm2-135m-instruct",
+            "latency_ms": 41.5,
+            "metadata": {"app": "mail", "region": "eu"},
+        }
+    ).encode()
 
 
 async def _fill(bootstrap: str, count: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024
+    )
     await producer.start()
     occurred = datetime.now(UTC).isoformat()
     prefix = uuid.uuid4().hex[:8]
@@ -86,11 +93,16 @@ def _steady(bootstrap: str, rate: int, seconds: float, sent_count: Any) -> None:
 
 async def bare_consumer(bootstrap: str, count: int) -> float:
     consumer = AIOKafkaConsumer(
-        INFERENCE, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
-        heartbeat_interval_ms=1500, fetch_max_bytes=64 * 2**20,
+        INFERENCE,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1500,
+        fetch_max_bytes=64 * 2**20,
         max_partition_fetch_bytes=16 * 2**20,
-    )  # fmt: skip
+    )
     await consumer.start()
     seen, started = 0, None
     while seen < count:
@@ -120,16 +132,20 @@ class TimedStore(StoreWorker):
         return result
 
 
-async def run_agent(
-    bootstrap: str, store: TimedStore, until: int | list[int], group: str
-) -> float:
+async def run_agent(bootstrap: str, store: TimedStore, until: int | list[int], group: str) -> float:
     """Run the real ingest agent until ``until`` events committed; returns events/s.
     ``until`` may be a one-item list that the caller fills in later."""
     target = until if isinstance(until, list) else [until]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
-    agent = IngestAgent(bootstrap=bootstrap, group_id=group, store=store, producer=producer,
-                        max_records=10_000, max_wait_ms=100)  # fmt: skip
+    agent = IngestAgent(
+        bootstrap=bootstrap,
+        group_id=group,
+        store=store,
+        producer=producer,
+        max_records=10_000,
+        max_wait_ms=100,
+    )
     await agent.start()
     task = asyncio.create_task(agent.run())
     while sum(agent.counters.stored.values()) < target[0]:
@@ -145,9 +161,13 @@ async def naive_path(bootstrap: str, count: int, db_path: Path) -> float:
     """What one would write first: one validated event, one INSERT, one commit at a time."""
     connection = connect(db_path)
     consumer = AIOKafkaConsumer(
-        INFERENCE, bootstrap_servers=bootstrap, group_id=f"naive-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
-    )  # fmt: skip
+        INFERENCE,
+        bootstrap_servers=bootstrap,
+        group_id=f"naive-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+    )
     await consumer.start()
     done, started = 0, None
     while done < count:
@@ -158,11 +178,21 @@ async def naive_path(bootstrap: str, count: int, db_path: Path) -> float:
             continue
         connection.execute(
             "INSERT OR IGNORE INTO inferences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [parsed.event_id, parsed.task, parsed.input, parsed.output, parsed.base_model,
-             parsed.adapter_id, parsed.latency_ms, parsed.mean_logprob, parsed.origin,
-             json.dumps(parsed.metadata), parsed.occurred_at.replace(tzinfo=None),
-             datetime.now(UTC).replace(tzinfo=None)],
-        )  # fmt: skip
+            [
+                parsed.event_id,
+                parsed.task,
+                parsed.input,
+                parsed.output,
+                parsed.base_model,
+                parsed.adapter_id,
+                parsed.latency_ms,
+                parsed.mean_logprob,
+                parsed.origin,
+                json.dumps(parsed.metadata),
+                parsed.occurred_at.replace(tzinfo=None),
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
         await consumer.commit()
         done += 1
     elapsed = time.perf_counter() - (started or time.perf_counter())

@@ -46,10 +46,13 @@ class Stack:
     def __init__(self) -> None:
         self.home = temporary_home("flywheel-serving-")
         self.api_port, self.serve_port = free_port(), free_port()
-        self.env = {**os.environ, "FLYWHEEL_HOME": str(self.home),
-                    "FLYWHEEL_API_PORT": str(self.api_port),
-                    "FLYWHEEL_SERVE_PORT": str(self.serve_port),
-                    "FLYWHEEL_EMBEDDED_BROKER_PORT": str(free_port())}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "FLYWHEEL_HOME": str(self.home),
+            "FLYWHEEL_API_PORT": str(self.api_port),
+            "FLYWHEEL_SERVE_PORT": str(self.serve_port),
+            "FLYWHEEL_EMBEDDED_BROKER_PORT": str(free_port()),
+        }
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.server_url = f"http://127.0.0.1:{self.serve_port}"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -61,8 +64,9 @@ class Stack:
         return process
 
     def call(self, method: str, path: str, body: object = None) -> dict:
-        response = httpx.request(method, f"{self.url}{path}", json=body, headers=self.admin,
-                                 timeout=120)  # fmt: skip
+        response = httpx.request(
+            method, f"{self.url}{path}", json=body, headers=self.admin, timeout=120
+        )
         response.raise_for_status()
         return response.json()
 
@@ -97,10 +101,15 @@ def main() -> None:
         for name in ("spam", "spam-base"):
             stack.call("POST", "/v1/tasks", {"task": {**TASK, "name": name}})
         data = stack.home / "examples.jsonl"
-        data.write_text("".join(json.dumps({"input": e.input, "output": e.output}) + "\n"
-                                for e in emails[:120]))  # fmt: skip
-        subprocess.run([sys.executable, "-m", "services.cli.main", "import", "spam", "--data",
-                        str(data)], env=stack.env, check=True, capture_output=True)  # fmt: skip
+        data.write_text(
+            "".join(json.dumps({"input": e.input, "output": e.output}) + "\n" for e in emails[:120])
+        )
+        subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "import", "spam", "--data", str(data)],
+            env=stack.env,
+            check=True,
+            capture_output=True,
+        )
         while stack.call("GET", "/v1/status")["tasks"].get("spam", {}).get("ground_truth") != 120:
             time.sleep(0.5)
         first = stack.cycle("spam")
@@ -136,10 +145,16 @@ def main() -> None:
             while time.monotonic() < stop and not halt.is_set():
                 i += 1
                 try:
-                    r = local.post("/v1/generate", json={"task": task,
-                                                         "input": inputs[i % len(inputs)]})
-                    record.append((time.monotonic(), r.status_code,
-                                   r.json().get("adapter_id") if r.is_success else None))
+                    r = local.post(
+                        "/v1/generate", json={"task": task, "input": inputs[i % len(inputs)]}
+                    )
+                    record.append(
+                        (
+                            time.monotonic(),
+                            r.status_code,
+                            r.json().get("adapter_id") if r.is_success else None,
+                        )
+                    )
                 except httpx.HTTPError:
                     record.append((time.monotonic(), 0, None))
 
@@ -147,8 +162,9 @@ def main() -> None:
         rps = {}
         for task in ("spam-base", "spam"):
             records: list = []
-            threads = [threading.Thread(target=load, args=(task, LOAD_S, records))
-                       for _ in range(THREADS)]  # fmt: skip
+            threads = [
+                threading.Thread(target=load, args=(task, LOAD_S, records)) for _ in range(THREADS)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -157,20 +173,31 @@ def main() -> None:
 
         # A promotion landing under load: a second candidate waits for approval, then the
         # operator approves it while three threads keep asking.
-        stack.call("POST", "/v1/tasks", {"task": {**TASK, "gate": {**TASK["gate"],
-                                         "mode": "manual"}}, "replace": True})  # fmt: skip
+        stack.call(
+            "POST",
+            "/v1/tasks",
+            {"task": {**TASK, "gate": {**TASK["gate"], "mode": "manual"}}, "replace": True},
+        )
         more = stack.home / "more.jsonl"
-        more.write_text("".join(json.dumps({"input": e.input, "output": e.output}) + "\n"
-                                for e in emails[120:200]))  # fmt: skip
-        subprocess.run([sys.executable, "-m", "services.cli.main", "import", "spam", "--data",
-                        str(more)], env=stack.env, check=True, capture_output=True)  # fmt: skip
+        more.write_text(
+            "".join(
+                json.dumps({"input": e.input, "output": e.output}) + "\n" for e in emails[120:200]
+            )
+        )
+        subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "import", "spam", "--data", str(more)],
+            env=stack.env,
+            check=True,
+            capture_output=True,
+        )
         while stack.call("GET", "/v1/status")["tasks"]["spam"]["ground_truth"] != 200:
             time.sleep(0.5)
         second = stack.cycle("spam")
         assert second["verdict"] == "await_approval", second
         swap_records: list = []
-        threads = [threading.Thread(target=load, args=("spam", 60.0, swap_records))
-                   for _ in range(THREADS)]  # fmt: skip
+        threads = [
+            threading.Thread(target=load, args=("spam", 60.0, swap_records)) for _ in range(THREADS)
+        ]
         for t in threads:
             t.start()
         time.sleep(3)
@@ -187,29 +214,35 @@ def main() -> None:
             t.join()
         served_new = [t for t, _, a in swap_records if a == second["adapter_id"]]
         swap_s = min(served_new) - approved_at if served_new else None
-        stale_after = [r for r in swap_records if served_new and r[0] > min(served_new) + 1
-                       and r[2] == champion]  # fmt: skip
+        stale_after = [
+            r
+            for r in swap_records
+            if served_new and r[0] > min(served_new) + 1 and r[2] == champion
+        ]
         failed = sum(1 for r in swap_records if r[1] != 200)
         health = httpx.get(f"{stack.server_url}/healthz").json()
         server_rss = psutil.Process(server.pid).memory_info().rss / 2**20
-        base_p50, adapter_p50 = (statistics.median(latency[t]) * 1000
-                                 for t in ("spam-base", "spam"))  # fmt: skip
-        report({
-            "base_p50_ms": round(base_p50, 1),
-            "adapter_p50_ms": round(adapter_p50, 1),
-            "overhead_p50": round(adapter_p50 / base_p50 - 1, 3),
-            "base_p99_ms": round(percentile(latency["spam-base"], 0.99) * 1000, 1),
-            "adapter_p99_ms": round(percentile(latency["spam"], 0.99) * 1000, 1),
-            "base_requests_per_s": round(rps["spam-base"], 2),
-            "adapter_requests_per_s": round(rps["spam"], 2),
-            "swap_s": swap_s and round(swap_s, 3),
-            "swap_load_s": health["last_swap_s"] and round(health["last_swap_s"], 3),
-            "failed_requests": failed,
-            "requests_during_swap": len(swap_records),
-            "stale_answers_after_swap": len(stale_after),
-            "server_rss_mb": round(server_rss, 1),
-            "peak_rss_mb": rss.peak_mb,
-        })  # fmt: skip
+        base_p50, adapter_p50 = (
+            statistics.median(latency[t]) * 1000 for t in ("spam-base", "spam")
+        )
+        report(
+            {
+                "base_p50_ms": round(base_p50, 1),
+                "adapter_p50_ms": round(adapter_p50, 1),
+                "overhead_p50": round(adapter_p50 / base_p50 - 1, 3),
+                "base_p99_ms": round(percentile(latency["spam-base"], 0.99) * 1000, 1),
+                "adapter_p99_ms": round(percentile(latency["spam"], 0.99) * 1000, 1),
+                "base_requests_per_s": round(rps["spam-base"], 2),
+                "adapter_requests_per_s": round(rps["spam"], 2),
+                "swap_s": swap_s and round(swap_s, 3),
+                "swap_load_s": health["last_swap_s"] and round(health["last_swap_s"], 3),
+                "failed_requests": failed,
+                "requests_during_swap": len(swap_records),
+                "stale_answers_after_swap": len(stale_after),
+                "server_rss_mb": round(server_rss, 1),
+                "peak_rss_mb": rss.peak_mb,
+            }
+        )
     finally:
         stack.stop()
 

@@ -53,9 +53,13 @@ def main() -> None:
     rss = PeakRss()
     home = temporary_home("flywheel-soak-")
     broker_port, api_port, serve_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_API_PORT": str(api_port),
-           "FLYWHEEL_SERVE_PORT": str(serve_port),
-           "FLYWHEEL_EMBEDDED_BROKER_PORT": str(broker_port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(home),
+        "FLYWHEEL_API_PORT": str(api_port),
+        "FLYWHEEL_SERVE_PORT": str(serve_port),
+        "FLYWHEEL_EMBEDDED_BROKER_PORT": str(broker_port),
+    }
     bootstrap = f"127.0.0.1:{broker_port}"
     url, server_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{serve_port}"
 
@@ -67,14 +71,20 @@ def main() -> None:
         httpx.post(f"{url}/v1/tasks", json={"task": TASK}, headers=admin).raise_for_status()
         emails = load_spam_emails(300, seed=21)
         data = home / "examples.jsonl"
-        data.write_text("".join(json.dumps({"input": e.input, "output": e.output}) + "\n"
-                                for e in emails[:150]))  # fmt: skip
-        subprocess.run([sys.executable, "-m", "services.cli.main", "import", "spam", "--data",
-                        str(data)], env=env, check=True, capture_output=True)  # fmt: skip
+        data.write_text(
+            "".join(json.dumps({"input": e.input, "output": e.output}) + "\n" for e in emails[:150])
+        )
+        subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "import", "spam", "--data", str(data)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         server = spawn("serve", env, home)
         wait_healthy(server_url, home)
-        app = httpx.post(f"{url}/v1/tokens", json={"role": "app", "name": "soak"},
-                         headers=admin).json()["token"]  # fmt: skip
+        app = httpx.post(
+            f"{url}/v1/tokens", json={"role": "app", "name": "soak"}, headers=admin
+        ).json()["token"]
 
         stop = threading.Event()
         sent: list[str] = []
@@ -91,32 +101,52 @@ def main() -> None:
                     n += 1
                     if n % 100 == 0:  # malformed on purpose: a task name with a space
                         event_id = f"bad-{n}"
-                        raw.send(INFERENCE, json.dumps({
-                            "type": "inference", "event_id": event_id, "task": "not a task",
-                            "occurred_at": datetime.now(UTC).isoformat(), "input": "x",
-                            "output": "y", "base_model": "soak"}).encode())  # fmt: skip
+                        raw.send(
+                            INFERENCE,
+                            json.dumps(
+                                {
+                                    "type": "inference",
+                                    "event_id": event_id,
+                                    "task": "not a task",
+                                    "occurred_at": datetime.now(UTC).isoformat(),
+                                    "input": "x",
+                                    "output": "y",
+                                    "base_model": "soak",
+                                }
+                            ).encode(),
+                        )
                         malformed.append(event_id)
                     else:
-                        sent.append(client.log_inference(
-                            task="soak", input=f"event {n} {uuid.uuid4().hex}", output="ham",
-                            base_model="soak", event_id=f"soak-{n}"))  # fmt: skip
+                        sent.append(
+                            client.log_inference(
+                                task="soak",
+                                input=f"event {n} {uuid.uuid4().hex}",
+                                output="ham",
+                                base_model="soak",
+                                event_id=f"soak-{n}",
+                            )
+                        )
                 time.sleep(0.01)
             client.close(60)
             raw.flush(60)
             raw.close()
 
         def ask() -> None:
-            with httpx.Client(base_url=server_url, timeout=60,
-                              headers={"Authorization": f"Bearer {app}"}) as http:  # fmt: skip
+            with httpx.Client(
+                base_url=server_url, timeout=60, headers={"Authorization": f"Bearer {app}"}
+            ) as http:
                 i = 0
                 while not stop.is_set():
                     i += 1
                     try:
-                        r = http.post("/v1/generate", json={
-                            "task": "spam", "input": emails[150 + i % 150].input})
+                        r = http.post(
+                            "/v1/generate",
+                            json={"task": "spam", "input": emails[150 + i % 150].input},
+                        )
                         body = r.json() if r.is_success else {}
-                        answers.append((r.status_code, body.get("inference_id"),
-                                        body.get("adapter_id")))  # fmt: skip
+                        answers.append(
+                            (r.status_code, body.get("inference_id"), body.get("adapter_id"))
+                        )
                     except httpx.HTTPError:
                         answers.append((0, None, None))
 
@@ -143,8 +173,9 @@ def main() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             status = httpx.get(f"{url}/v1/status", headers=admin, timeout=30).json()
-            landed = (status["events"]["inference"]["stored"]
-                      + status["events"]["inference"]["rejected"])  # fmt: skip
+            landed = (
+                status["events"]["inference"]["stored"] + status["events"]["inference"]["rejected"]
+            )
             if landed >= expected:
                 break
             time.sleep(1)
@@ -154,31 +185,37 @@ def main() -> None:
         plane.wait(60)
         db = duckdb.connect(str(home / "flywheel.duckdb"), read_only=True)
         stored = {r[0] for r in db.execute("SELECT event_id FROM inferences").fetchall()}
-        rejected = [r[0] for r in db.execute(
-            "SELECT event_id FROM rejected_events WHERE event_id IS NOT NULL").fetchall()]
+        rejected = [
+            r[0]
+            for r in db.execute(
+                "SELECT event_id FROM rejected_events WHERE event_id IS NOT NULL"
+            ).fetchall()
+        ]
         db.close()
         missing_events = [i for i in sent if i not in stored]
         missing_answers = [i for i in inference_ids if i not in stored]
         missing_rejections = set(malformed) - set(rejected)
-        report({
-            "seconds": round(elapsed, 1),
-            "target_events_per_s": args.rate,
-            "events_per_s": round((len(sent) + len(malformed)) / elapsed, 1),
-            "events_sent": len(sent) + len(malformed),
-            "events_stored": len(set(sent) & stored),
-            "events_rejected": len(set(malformed) & set(rejected)),
-            "rejected_twice": len(rejected) - len(set(rejected)),
-            "missing": len(missing_events) + len(missing_rejections),
-            "inference_requests": len(answers),
-            "inference_failed": sum(1 for a in answers if a[0] != 200),
-            "answers_captured": len(inference_ids) - len(missing_answers),
-            "answers_missing": len(missing_answers),
-            "promotion_verdict": cycle.get("verdict"),
-            "answers_by_new_champion": len(served_new),
-            "promotion_landed_at_s": round(promoted_at - t0, 1),
-            "sent_equals_stored_plus_rejected": not missing_events and not missing_rejections,
-            "peak_rss_mb": rss.peak_mb,
-        })  # fmt: skip
+        report(
+            {
+                "seconds": round(elapsed, 1),
+                "target_events_per_s": args.rate,
+                "events_per_s": round((len(sent) + len(malformed)) / elapsed, 1),
+                "events_sent": len(sent) + len(malformed),
+                "events_stored": len(set(sent) & stored),
+                "events_rejected": len(set(malformed) & set(rejected)),
+                "rejected_twice": len(rejected) - len(set(rejected)),
+                "missing": len(missing_events) + len(missing_rejections),
+                "inference_requests": len(answers),
+                "inference_failed": sum(1 for a in answers if a[0] != 200),
+                "answers_captured": len(inference_ids) - len(missing_answers),
+                "answers_missing": len(missing_answers),
+                "promotion_verdict": cycle.get("verdict"),
+                "answers_by_new_champion": len(served_new),
+                "promotion_landed_at_s": round(promoted_at - t0, 1),
+                "sent_equals_stored_plus_rejected": not missing_events and not missing_rejections,
+                "peak_rss_mb": rss.peak_mb,
+            }
+        )
     finally:
         for process in (server, plane):
             if process is not None and process.poll() is None:

@@ -64,42 +64,104 @@ class FlywheelClient:
         self._lock = threading.RLock()
         self._producer: KafkaProducer | None = None
         self._closed = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_periodically, args=(linger_s,),
-                                         name="flywheel-sdk-flush", daemon=True)  # fmt: skip
+        self._flusher = threading.Thread(
+            target=self._flush_periodically,
+            args=(linger_s,),
+            name="flywheel-sdk-flush",
+            daemon=True,
+        )
         self._flusher.start()
 
     # -- building events ------------------------------------------------------------------
 
-    def log_inference(self, *, task: str, input: str, output: str, base_model: str,
-                      adapter_id: str | None = None, latency_ms: float | None = None,
-                      mean_logprob: float | None = None, metadata: dict[str, Any] | None = None,
-                      origin: str = "production", event_id: str | None = None,
-                      occurred_at: datetime | None = None) -> str:  # fmt: skip
+    def log_inference(
+        self,
+        *,
+        task: str,
+        input: str,
+        output: str,
+        base_model: str,
+        adapter_id: str | None = None,
+        latency_ms: float | None = None,
+        mean_logprob: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        origin: str = "production",
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> str:
         """Record a model output; returns its event id (the inference id feedback refers to)."""
-        return self._build(InferenceEvent, event_id, occurred_at, task=task, input=input,
-                           output=output, base_model=base_model, adapter_id=adapter_id,
-                           latency_ms=latency_ms, mean_logprob=mean_logprob,
-                           metadata=metadata or {}, origin=origin)  # fmt: skip
+        return self._build(
+            InferenceEvent,
+            event_id,
+            occurred_at,
+            task=task,
+            input=input,
+            output=output,
+            base_model=base_model,
+            adapter_id=adapter_id,
+            latency_ms=latency_ms,
+            mean_logprob=mean_logprob,
+            metadata=metadata or {},
+            origin=origin,
+        )
 
-    def send_feedback(self, *, task: str, inference_id: str, signal: str,
-                      rating: int | None = None, edited_output: str | None = None,
-                      user_id: str | None = None, event_id: str | None = None) -> str:  # fmt: skip
-        return self._build(FeedbackEvent, event_id, None, task=task, inference_id=inference_id,
-                           signal=signal, rating=rating, edited_output=edited_output,
-                           user_id=user_id)  # fmt: skip
+    def send_feedback(
+        self,
+        *,
+        task: str,
+        inference_id: str,
+        signal: str,
+        rating: int | None = None,
+        edited_output: str | None = None,
+        user_id: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        return self._build(
+            FeedbackEvent,
+            event_id,
+            None,
+            task=task,
+            inference_id=inference_id,
+            signal=signal,
+            rating=rating,
+            edited_output=edited_output,
+            user_id=user_id,
+        )
 
-    def send_correction(self, *, task: str, inference_id: str, corrected_output: str,
-                        reviewer: str, note: str | None = None,
-                        event_id: str | None = None) -> str:  # fmt: skip
-        return self._build(CorrectionEvent, event_id, None, task=task,
-                           inference_id=inference_id, corrected_output=corrected_output,
-                           reviewer=reviewer, note=note)  # fmt: skip
+    def send_correction(
+        self,
+        *,
+        task: str,
+        inference_id: str,
+        corrected_output: str,
+        reviewer: str,
+        note: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        return self._build(
+            CorrectionEvent,
+            event_id,
+            None,
+            task=task,
+            inference_id=inference_id,
+            corrected_output=corrected_output,
+            reviewer=reviewer,
+            note=note,
+        )
 
-    def _build(self, model: type[EventEnvelope], event_id: str | None,
-               occurred_at: datetime | None, **fields: Any) -> str:  # fmt: skip
+    def _build(
+        self,
+        model: type[EventEnvelope],
+        event_id: str | None,
+        occurred_at: datetime | None,
+        **fields: Any,
+    ) -> str:
         try:
-            event = model(event_id=event_id or uuid.uuid4().hex,
-                          occurred_at=occurred_at or datetime.now(UTC), **fields)  # fmt: skip
+            event = model(
+                event_id=event_id or uuid.uuid4().hex,
+                occurred_at=occurred_at or datetime.now(UTC),
+                **fields,
+            )
         except ValidationError as error:
             raise InvalidEventError(f"invalid {model.__name__}: {explain(error)}") from error
         self.emit(event)
@@ -108,8 +170,11 @@ class FlywheelClient:
     # -- sending --------------------------------------------------------------------------
 
     def emit(self, event: EventEnvelope) -> None:
-        record = (TOPIC_OF_TYPE[event.type], event.task.encode(),  # type: ignore[attr-defined]
-                  event.model_dump_json().encode())  # fmt: skip
+        record = (
+            TOPIC_OF_TYPE[event.type],
+            event.task.encode(),  # type: ignore[attr-defined]
+            event.model_dump_json().encode(),
+        )
         with self._lock:
             self._buffer.append(record)
             full = len(self._buffer) >= self.batch_size
@@ -176,10 +241,14 @@ class FlywheelClient:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap, client_id="flywheel-sdk", linger_ms=10,
-                    retries=2, max_block_ms=2_000, request_timeout_ms=5_000,
+                    bootstrap_servers=self.bootstrap,
+                    client_id="flywheel-sdk",
+                    linger_ms=10,
+                    retries=2,
+                    max_block_ms=2_000,
+                    request_timeout_ms=5_000,
                     reconnect_backoff_max_ms=1_000,
-                )  # fmt: skip
+                )
             except KafkaError as error:
                 log.warning("broker %s unreachable: %s", self.bootstrap, error)
                 return None

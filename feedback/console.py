@@ -40,8 +40,14 @@ def ground_truth_growth(connection: duckdb.DuckDBPyConnection, task: str) -> dic
     points = []
     for when, source, count in rows:
         totals[source] = totals.get(source, 0) + count
-        points.append({"t": when.isoformat(), "source": source, "count": count,
-                       "cumulative": sum(totals.values())})  # fmt: skip
+        points.append(
+            {
+                "t": when.isoformat(),
+                "source": source,
+                "count": count,
+                "cumulative": sum(totals.values()),
+            }
+        )
     return {"bucket": bucket, "points": points, "total": sum(totals.values()), "by_source": totals}
 
 
@@ -75,43 +81,72 @@ def drift(connection: duckdb.DuckDBPyConnection, task: str) -> dict[str, Any]:
     ).fetchall()
     series: dict[str, list[dict[str, Any]]] = {}
     for when, adapter, served, corrected, negative in rows:
-        series.setdefault(adapter, []).append({
-            "t": when.isoformat(), "served": served,
-            "correction_rate": corrected / served, "negative_feedback_rate": negative / served,
-        })  # fmt: skip
+        series.setdefault(adapter, []).append(
+            {
+                "t": when.isoformat(),
+                "served": served,
+                "correction_rate": corrected / served,
+                "negative_feedback_rate": negative / served,
+            }
+        )
     return {"bucket": bucket, "by_adapter": series}
 
 
 def quality_by_adapter(connection: duckdb.DuckDBPyConnection, task: str) -> list[dict[str, Any]]:
     """Each candidate's gate evaluation in order: its metric, the champion's on the same
     examples, the improvement's interval, the verdict, and whether it ever went live."""
-    rows = connection.cursor().execute(
-        "SELECT c.cycle_id, c.started_at, c.adapter_id, c.verdict, c.decision, "
-        "EXISTS (SELECT 1 FROM champion_history h WHERE h.adapter_id = c.adapter_id) "
-        "FROM cycles c WHERE c.task = ? AND c.state = 'decided' AND c.decision IS NOT NULL "
-        "ORDER BY c.started_at",
-        [task],
-    ).fetchall()
+    rows = (
+        connection.cursor()
+        .execute(
+            "SELECT c.cycle_id, c.started_at, c.adapter_id, c.verdict, c.decision, "
+            "EXISTS (SELECT 1 FROM champion_history h WHERE h.adapter_id = c.adapter_id) "
+            "FROM cycles c WHERE c.task = ? AND c.state = 'decided' AND c.decision IS NOT NULL "
+            "ORDER BY c.started_at",
+            [task],
+        )
+        .fetchall()
+    )
     out = []
     for cycle_id, started, adapter_id, verdict, decision, went_live in rows:
         evidence = json.loads(decision).get("evidence", {})
         evaluation = evidence.get("eval", {})
-        out.append({
-            "cycle_id": cycle_id, "started_at": started.isoformat(), "adapter_id": adapter_id,
-            "verdict": verdict, "went_live": bool(went_live), "metric": evidence.get("metric"),
-            "candidate": evaluation.get("candidate"), "champion": evaluation.get("champion"),
-            "delta_low": evaluation.get("delta_low"), "delta_high": evaluation.get("delta_high"),
-            "n": evaluation.get("n"),
-        })  # fmt: skip
+        out.append(
+            {
+                "cycle_id": cycle_id,
+                "started_at": started.isoformat(),
+                "adapter_id": adapter_id,
+                "verdict": verdict,
+                "went_live": bool(went_live),
+                "metric": evidence.get("metric"),
+                "candidate": evaluation.get("candidate"),
+                "champion": evaluation.get("champion"),
+                "delta_low": evaluation.get("delta_low"),
+                "delta_high": evaluation.get("delta_high"),
+                "n": evaluation.get("n"),
+            }
+        )
     return out
 
 
-def audit_entries(connection: duckdb.DuckDBPyConnection, *, limit: int = 200,
-                  task: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    rows = connection.cursor().execute(
-        "SELECT logged_at, actor, action, task, details FROM audit_log "
-        "WHERE ? IS NULL OR task = ? ORDER BY logged_at DESC LIMIT ?",
-        [task, task, limit],
-    ).fetchall()
-    return [{"at": r[0].isoformat(), "actor": r[1], "action": r[2], "task": r[3],
-             "details": json.loads(r[4]) if r[4] else {}} for r in rows]  # fmt: skip
+def audit_entries(
+    connection: duckdb.DuckDBPyConnection, *, limit: int = 200, task: str | None = None
+) -> list[dict[str, Any]]:
+    rows = (
+        connection.cursor()
+        .execute(
+            "SELECT logged_at, actor, action, task, details FROM audit_log "
+            "WHERE ? IS NULL OR task = ? ORDER BY logged_at DESC LIMIT ?",
+            [task, task, limit],
+        )
+        .fetchall()
+    )
+    return [
+        {
+            "at": r[0].isoformat(),
+            "actor": r[1],
+            "action": r[2],
+            "task": r[3],
+            "details": json.loads(r[4]) if r[4] else {},
+        }
+        for r in rows
+    ]

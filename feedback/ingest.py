@@ -43,23 +43,35 @@ def decode_records(records: Iterable[RawRecord]) -> DecodedBatch:
         rejection_id = f"{record.topic}:{record.partition}:{record.offset}"
         if record.value is None:
             reason = "empty record (null value); send the event as UTF-8 JSON"
-            batch.rejections.append(Rejection.of(
-                rejection_id=rejection_id, source=source, reason=reason, raw=b"",
-                event_type=expected,
-            ))  # fmt: skip
+            batch.rejections.append(
+                Rejection.of(
+                    rejection_id=rejection_id,
+                    source=source,
+                    reason=reason,
+                    raw=b"",
+                    event_type=expected,
+                )
+            )
             continue
         if expected is None:
             reason = f"topic {record.topic} carries no Flywheel events"
-            batch.rejections.append(Rejection.of(
-                rejection_id=rejection_id, source=source, reason=reason, raw=record.value
-            ))  # fmt: skip
+            batch.rejections.append(
+                Rejection.of(
+                    rejection_id=rejection_id, source=source, reason=reason, raw=record.value
+                )
+            )
             continue
         result = parse_event(record.value, expected_type=expected, now=now)
         if isinstance(result, Invalid):
-            batch.rejections.append(Rejection.of(
-                rejection_id=rejection_id, source=source, reason=result.reason, raw=record.value,
-                event_type=expected,
-            ))  # fmt: skip
+            batch.rejections.append(
+                Rejection.of(
+                    rejection_id=rejection_id,
+                    source=source,
+                    reason=result.reason,
+                    raw=record.value,
+                    event_type=expected,
+                )
+            )
         else:
             batch.events.append(result)
     return batch
@@ -71,14 +83,16 @@ def deadletter_message(rejection: Rejection) -> bytes:
         raw, encoding = rejection.raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         raw, encoding = base64.b64encode(rejection.raw).decode("ascii"), "base64"
-    return json.dumps({
-        "rejection_id": rejection.rejection_id,
-        "source": rejection.source,
-        "reason": rejection.reason,
-        "event_type": rejection.event_type,
-        "task": rejection.task,
-        "event_id": rejection.event_id,
-        "raw": raw,
-        "raw_encoding": encoding,
-        "rejected_at": datetime.now(UTC).isoformat(),
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "rejection_id": rejection.rejection_id,
+            "source": rejection.source,
+            "reason": rejection.reason,
+            "event_type": rejection.event_type,
+            "task": rejection.task,
+            "event_id": rejection.event_id,
+            "raw": raw,
+            "raw_encoding": encoding,
+            "rejected_at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()

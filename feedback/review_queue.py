@@ -62,21 +62,32 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def queue_summary(connection: duckdb.DuckDBPyConnection, *, task: str | None,
-                  low_confidence: float) -> dict[str, Any]:  # fmt: skip
+def queue_summary(
+    connection: duckdb.DuckDBPyConnection, *, task: str | None, low_confidence: float
+) -> dict[str, Any]:
     """How many items wait in each tier (items leased to someone else are not counted)."""
     now = _now()
-    rows = connection.cursor().execute(
-        f"SELECT tier, count(*) FROM ({_PENDING}) GROUP BY tier",
-        [low_confidence, task, task, now, "", ""],
-    ).fetchall()
+    rows = (
+        connection.cursor()
+        .execute(
+            f"SELECT tier, count(*) FROM ({_PENDING}) GROUP BY tier",
+            [low_confidence, task, task, now, "", ""],
+        )
+        .fetchall()
+    )
     counts = {REASONS[tier]: n for tier, n in rows}
     by_reason = {reason: counts.get(reason, 0) for reason in REASONS.values()}
     return {"pending": sum(counts.values()), "by_reason": by_reason}
 
 
-def lease_next(connection: duckdb.DuckDBPyConnection, *, reviewer: str, task: str | None,
-               lease_s: float, low_confidence: float) -> dict[str, Any] | None:  # fmt: skip
+def lease_next(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    reviewer: str,
+    task: str | None,
+    lease_s: float,
+    low_confidence: float,
+) -> dict[str, Any] | None:
     """The reviewer's current item, or the most needed free one, leased to them."""
     now = _now()
     cursor = connection.cursor()
@@ -102,8 +113,9 @@ def lease_next(connection: duckdb.DuckDBPyConnection, *, reviewer: str, task: st
     return item(connection, row[0], low_confidence=low_confidence)
 
 
-def item(connection: duckdb.DuckDBPyConnection, inference_id: str, *, low_confidence: float
-         ) -> dict[str, Any] | None:  # fmt: skip
+def item(
+    connection: duckdb.DuckDBPyConnection, inference_id: str, *, low_confidence: float
+) -> dict[str, Any] | None:
     """What a reviewer sees: input, output, the adapter that produced it, its feedback."""
     cursor = connection.cursor()
     row = cursor.execute(
@@ -120,46 +132,70 @@ def item(connection: duckdb.DuckDBPyConnection, inference_id: str, *, low_confid
         "WHERE inference_id = ? ORDER BY occurred_at",
         [inference_id],
     ).fetchall()
-    negative = any(f[0] == "thumbs_down" or (f[0] == "rating" and (f[1] or 5) <= 2)
-                   for f in feedback)  # fmt: skip
+    negative = any(
+        f[0] == "thumbs_down" or (f[0] == "rating" and (f[1] or 5) <= 2) for f in feedback
+    )
     unsure = row[6] is not None and row[6] < low_confidence
     return {
-        "inference_id": row[0], "task": row[1], "input": row[2], "output": row[3],
-        "adapter_id": row[4], "base_model": row[5], "mean_logprob": row[6],
+        "inference_id": row[0],
+        "task": row[1],
+        "input": row[2],
+        "output": row[3],
+        "adapter_id": row[4],
+        "base_model": row[5],
+        "mean_logprob": row[6],
         "occurred_at": row[7].isoformat(),
         "reason": REASONS[0 if negative else 1 if unsure else 2],
-        "leased_to": row[8], "lease_expires_at": row[9] and row[9].isoformat(),
-        "done_at": row[10] and row[10].isoformat(), "outcome": row[11],
-        "feedback": [{"signal": f[0], "rating": f[1], "edited_output": f[2], "user_id": f[3],
-                      "occurred_at": f[4].isoformat()} for f in feedback],
-    }  # fmt: skip
+        "leased_to": row[8],
+        "lease_expires_at": row[9] and row[9].isoformat(),
+        "done_at": row[10] and row[10].isoformat(),
+        "outcome": row[11],
+        "feedback": [
+            {
+                "signal": f[0],
+                "rating": f[1],
+                "edited_output": f[2],
+                "user_id": f[3],
+                "occurred_at": f[4].isoformat(),
+            }
+            for f in feedback
+        ],
+    }
 
 
-def check_lease(connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str
-                ) -> dict[str, Any]:  # fmt: skip
+def check_lease(
+    connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str
+) -> dict[str, Any]:
     """The leased item's task and output; raises LeaseError unless ``reviewer`` holds it."""
-    row = connection.cursor().execute(
-        "SELECT r.reviewer, r.lease_expires_at, r.done_at, i.task, i.output "
-        "FROM review_items r JOIN inferences i ON i.event_id = r.inference_id "
-        "WHERE r.inference_id = ?",
-        [inference_id],
-    ).fetchone()
+    row = (
+        connection.cursor()
+        .execute(
+            "SELECT r.reviewer, r.lease_expires_at, r.done_at, i.task, i.output "
+            "FROM review_items r JOIN inferences i ON i.event_id = r.inference_id "
+            "WHERE r.inference_id = ?",
+            [inference_id],
+        )
+        .fetchone()
+    )
     if row is None:
         raise LeaseError(f"item {inference_id} is not leased: lease it first (next item)")
     holder, expires, done, task, output = row
     if done is not None:  # reviewed already
         raise LeaseError(f"item {inference_id} was already reviewed by {holder}")
     if holder != reviewer:
-        raise LeaseError(f"item {inference_id} is leased to another reviewer until "
-                         f"{expires.isoformat()}Z")  # fmt: skip
+        raise LeaseError(
+            f"item {inference_id} is leased to another reviewer until {expires.isoformat()}Z"
+        )
     if expires <= _now():
-        raise LeaseError(f"your lease on {inference_id} expired at {expires.isoformat()}Z; "
-                         "lease it again")  # fmt: skip
+        raise LeaseError(
+            f"your lease on {inference_id} expired at {expires.isoformat()}Z; lease it again"
+        )
     return {"task": task, "output": output}
 
 
-def finish(connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str,
-           outcome: str) -> None:  # fmt: skip
+def finish(
+    connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str, outcome: str
+) -> None:
     connection.cursor().execute(
         "UPDATE review_items SET done_at = ?, outcome = ? WHERE inference_id = ? AND reviewer = ?",
         [_now(), outcome, inference_id, reviewer],

@@ -47,9 +47,10 @@ class Snapshot:
 
     def count(self, *, split: str | None = None, new: bool | None = None) -> int:
         return sum(
-            1 for e in self.examples
+            1
+            for e in self.examples
             if (split is None or e.split == split) and (new is None or e.is_new == new)
-        )  # fmt: skip
+        )
 
 
 def split_of(inference_id: str, eval_fraction: float) -> str:
@@ -84,13 +85,18 @@ def build_snapshot(
         [task.name],
     ).fetchall()
     regression = {
-        r[0] for r in connection.execute(
+        r[0]
+        for r in connection.execute(
             "SELECT inference_id FROM regression_examples WHERE task = ?", [task.name]
         ).fetchall()
-    }  # fmt: skip
+    }
     previous = _snapshot_outputs(connection, baseline_snapshot_id)
-    stats = {"ground_truth": len(rows), "dropped_not_a_label": 0, "duplicate_inputs": 0,
-             "conflicting_duplicates": 0}  # fmt: skip
+    stats = {
+        "ground_truth": len(rows),
+        "dropped_not_a_label": 0,
+        "duplicate_inputs": 0,
+        "conflicting_duplicates": 0,
+    }
     latest_by_input: dict[str, tuple] = {}
     for inference_id, input_text, output, source, _updated in rows:  # oldest first
         normalised = normalise_output(output, task)
@@ -105,13 +111,16 @@ def build_snapshot(
         latest_by_input[key] = (inference_id, input_text, normalised, source)
     examples = [
         Example(
-            inference_id=inference_id, input=input_text, output=output, source=source,
+            inference_id=inference_id,
+            input=input_text,
+            output=output,
+            source=source,
             split=split_of(inference_id, task.training.eval_fraction),
             is_new=previous.get(inference_id) != _hash(output),
             is_regression=inference_id in regression,
         )
         for inference_id, input_text, output, source in latest_by_input.values()
-    ]  # fmt: skip
+    ]
     examples.sort(key=lambda e: e.inference_id)
     snapshot_id = _content_hash(task.name, baseline_snapshot_id, examples)
     path = snapshots_dir / snapshot_id / "examples.parquet"
@@ -186,18 +195,28 @@ def _hash(text: str) -> str:
 def _content_hash(task: str, baseline: str | None, examples: list[Example]) -> str:
     digest = hashlib.sha256(f"{task}\n{baseline or ''}".encode())
     for e in examples:
-        digest.update(json.dumps([e.inference_id, e.split, e.input, e.output, e.is_regression])
-                      .encode())  # fmt: skip
+        digest.update(
+            json.dumps([e.inference_id, e.split, e.input, e.output, e.is_regression]).encode()
+        )
     return digest.hexdigest()[:16]
 
 
 def _write_parquet(path: Path, examples: list[Example]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([
-        {"id": e.inference_id, "input": e.input, "output": e.output, "split": e.split,
-         "is_new": e.is_new, "is_regression": e.is_regression, "source": e.source}
-        for e in examples
-    ])  # fmt: skip
+    table = pa.Table.from_pylist(
+        [
+            {
+                "id": e.inference_id,
+                "input": e.input,
+                "output": e.output,
+                "split": e.split,
+                "is_new": e.is_new,
+                "is_regression": e.is_regression,
+                "source": e.source,
+            }
+            for e in examples
+        ]
+    )
     partial = path.with_suffix(".partial")
     pq.write_table(table, partial)
     partial.replace(path)  # readers never see half a file
@@ -210,20 +229,29 @@ def _record(connection: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
     try:
         connection.execute(
             "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [snapshot.snapshot_id, snapshot.task, now, str(snapshot.path),
-             snapshot.count(split="train"), snapshot.count(split="eval"),
-             sum(e.is_regression for e in examples), snapshot.count(new=True),
-             json.dumps(snapshot.stats)],
-        )  # fmt: skip
-        lineage = pa.table({
-            "snapshot_id": [snapshot.snapshot_id] * len(examples),
-            "inference_id": [e.inference_id for e in examples],
-            "split": [e.split for e in examples],
-            "is_new": [e.is_new for e in examples],
-            "is_regression": [e.is_regression for e in examples],
-            "source": [e.source for e in examples],
-            "output_hash": [_hash(e.output) for e in examples],
-        })  # fmt: skip
+            [
+                snapshot.snapshot_id,
+                snapshot.task,
+                now,
+                str(snapshot.path),
+                snapshot.count(split="train"),
+                snapshot.count(split="eval"),
+                sum(e.is_regression for e in examples),
+                snapshot.count(new=True),
+                json.dumps(snapshot.stats),
+            ],
+        )
+        lineage = pa.table(
+            {
+                "snapshot_id": [snapshot.snapshot_id] * len(examples),
+                "inference_id": [e.inference_id for e in examples],
+                "split": [e.split for e in examples],
+                "is_new": [e.is_new for e in examples],
+                "is_regression": [e.is_regression for e in examples],
+                "source": [e.source for e in examples],
+                "output_hash": [_hash(e.output) for e in examples],
+            }
+        )
         connection.register("_lineage", lineage)
         connection.execute("INSERT INTO snapshot_examples SELECT * FROM _lineage").fetchall()
         connection.unregister("_lineage")

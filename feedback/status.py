@@ -17,10 +17,13 @@ def store_summary(connection: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     tasks: dict[str, dict[str, Any]] = {}
 
     def task_entry(task: str) -> dict[str, Any]:
-        return tasks.setdefault(task, {
-            "events": {t: {"stored": 0, "rejected": 0} for t in TABLE_OF_TYPE},
-            "ground_truth": 0,
-        })  # fmt: skip
+        return tasks.setdefault(
+            task,
+            {
+                "events": {t: {"stored": 0, "rejected": 0} for t in TABLE_OF_TYPE},
+                "ground_truth": 0,
+            },
+        )
 
     for event_type, table in TABLE_OF_TYPE.items():
         for task, count in cursor.execute(
@@ -56,9 +59,11 @@ def store_summary(connection: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "QUALIFY row_number() OVER (PARTITION BY task ORDER BY started_at DESC) = 1"
     ).fetchall():
         task_entry(task)["latest_cycle"] = {
-            "cycle_id": cycle_id, "state": state, "verdict": verdict,
+            "cycle_id": cycle_id,
+            "state": state,
+            "verdict": verdict,
             "progress": json.loads(progress) if progress else None,
-        }  # fmt: skip
+        }
     for task, adapter_id in cursor.execute(
         "SELECT task, adapter_id FROM champion_history WHERE until IS NULL"
     ).fetchall():

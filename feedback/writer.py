@@ -20,22 +20,51 @@ from schemas import CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEven
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "inferences": (
-        "event_id", "task", "input", "output", "base_model", "adapter_id", "latency_ms",
-        "mean_logprob", "origin", "metadata", "occurred_at", "ingested_at",
+        "event_id",
+        "task",
+        "input",
+        "output",
+        "base_model",
+        "adapter_id",
+        "latency_ms",
+        "mean_logprob",
+        "origin",
+        "metadata",
+        "occurred_at",
+        "ingested_at",
     ),
     "feedback": (
-        "event_id", "task", "inference_id", "signal", "rating", "edited_output", "user_id",
-        "occurred_at", "ingested_at",
+        "event_id",
+        "task",
+        "inference_id",
+        "signal",
+        "rating",
+        "edited_output",
+        "user_id",
+        "occurred_at",
+        "ingested_at",
     ),
     "corrections": (
-        "event_id", "task", "inference_id", "corrected_output", "reviewer", "note",
-        "occurred_at", "ingested_at",
+        "event_id",
+        "task",
+        "inference_id",
+        "corrected_output",
+        "reviewer",
+        "note",
+        "occurred_at",
+        "ingested_at",
     ),
     "rejected_events": (
-        "rejection_id", "source", "event_type", "task", "event_id", "reason", "raw",
+        "rejection_id",
+        "source",
+        "event_type",
+        "task",
+        "event_id",
+        "reason",
+        "raw",
         "received_at",
     ),
-}  # fmt: skip
+}
 TABLE_OF_TYPE = {"inference": "inferences", "feedback": "feedback", "correction": "corrections"}
 
 
@@ -148,20 +177,42 @@ def _row(event: EventEnvelope, now: datetime) -> tuple:
     if isinstance(event, InferenceEvent):
         metadata = to_json(event.metadata).decode() if event.metadata else None
         return (
-            event.event_id, event.task, event.input, event.output, event.base_model,
-            event.adapter_id, event.latency_ms, event.mean_logprob, event.origin, metadata,
-            occurred, now,
-        )  # fmt: skip
+            event.event_id,
+            event.task,
+            event.input,
+            event.output,
+            event.base_model,
+            event.adapter_id,
+            event.latency_ms,
+            event.mean_logprob,
+            event.origin,
+            metadata,
+            occurred,
+            now,
+        )
     if isinstance(event, FeedbackEvent):
         return (
-            event.event_id, event.task, event.inference_id, event.signal, event.rating,
-            event.edited_output, event.user_id, occurred, now,
-        )  # fmt: skip
+            event.event_id,
+            event.task,
+            event.inference_id,
+            event.signal,
+            event.rating,
+            event.edited_output,
+            event.user_id,
+            occurred,
+            now,
+        )
     if isinstance(event, CorrectionEvent):
         return (
-            event.event_id, event.task, event.inference_id, event.corrected_output,
-            event.reviewer, event.note, occurred, now,
-        )  # fmt: skip
+            event.event_id,
+            event.task,
+            event.inference_id,
+            event.corrected_output,
+            event.reviewer,
+            event.note,
+            occurred,
+            now,
+        )
     raise TypeError(f"not an event: {type(event).__name__}")
 
 

@@ -51,9 +51,7 @@ EventId = Annotated[
 Text = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL_PATTERN)
 ]
-OptionalText = Annotated[
-    str, StringConstraints(max_length=MAX_TEXT_CHARS, pattern=NO_NUL_PATTERN)
-]
+OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS, pattern=NO_NUL_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL_PATTERN)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)]
 MetadataValue = (

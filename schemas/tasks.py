@@ -30,7 +30,8 @@ class Triggers(BaseModel):
         default=50, ge=1, description="Start when this many new ground-truth examples arrived."
     )
     cron: str | None = Field(
-        default=None, max_length=200,
+        default=None,
+        max_length=200,
         description="Also start on this crontab schedule (UTC), e.g. '0 3 * * *'.",
     )
 
@@ -61,9 +62,11 @@ class GatePolicy(BaseModel):
         description="The 95% CI's lower bound of the improvement must exceed this.",
     )
     regression_tolerance: float = Field(
-        default=0.0, ge=0, le=1,
+        default=0.0,
+        ge=0,
+        le=1,
         description="Largest drop in pass rate allowed on the regression set.",
-    )  # fmt: skip
+    )
     mode: Literal["auto", "manual"] = Field(
         default="manual", description="auto promotes; manual waits for an operator's approval."
     )

@@ -81,9 +81,11 @@ class Demo:
             self.cli("down")
         log = open(self.settings.home / "demo" / "control-plane.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(  # its own session: it outlives the demo
-            [sys.executable, "-m", "services.cli.main", "up"], stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "services.cli.main", "up"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -114,9 +116,11 @@ class Demo:
         console.rule("[bold]5. Serving: the champion answers, users react, reviewers get work")
         log = open(self.work / "inference-server.log", "ab")  # noqa: SIM115
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve"], stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "services.cli.main", "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         server_url = f"http://{self.settings.serve_host}:{self.settings.serve_port}"
         deadline = time.monotonic() + 120
         while True:
@@ -130,8 +134,10 @@ class Demo:
             time.sleep(0.5)
         health = httpx.get(f"{server_url}/healthz").json()
         console.print(f"inference server up at {server_url}, serving {health['champions']}")
-        tokens = {role: self.api("POST", "/v1/tokens", {"role": role, "name": f"demo-{role}"})
-                  ["token"] for role in ("app", "reviewer", "operator")}  # fmt: skip
+        tokens = {
+            role: self.api("POST", "/v1/tokens", {"role": role, "name": f"demo-{role}"})["token"]
+            for role in ("app", "reviewer", "operator")
+        }
         import openai
 
         client = openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["app"])
@@ -141,16 +147,20 @@ class Demo:
             for i, email in enumerate(emails):
                 if i % 2:  # an app that already speaks OpenAI only changes its base URL
                     reply = client.chat.completions.create(
-                        model="spam", messages=[{"role": "user", "content": email.input}])
+                        model="spam", messages=[{"role": "user", "content": email.input}]
+                    )
                     output, inference_id = reply.choices[0].message.content, reply.id
                 else:
-                    body = http.post("/v1/generate",
-                                     json={"task": "spam", "input": email.input}).json()
+                    body = http.post(
+                        "/v1/generate", json={"task": "spam", "input": email.input}
+                    ).json()
                     output, inference_id = body["output"], body["inference_id"]
                 right += output == email.output
                 signal = "thumbs_up" if output == email.output else "thumbs_down"
-                http.post("/v1/feedback", json={"task": "spam", "inference_id": inference_id,
-                                                "signal": signal})  # fmt: skip
+                http.post(
+                    "/v1/feedback",
+                    json={"task": "spam", "inference_id": inference_id, "signal": signal},
+                )
         console.print(
             f"the server answered {len(emails)} new emails ({len(emails) // 2} through the "
             f"OpenAI SDK): {right} right; users gave thumbs up or down on each"
@@ -158,8 +168,13 @@ class Demo:
         time.sleep(2)
         queue = self.api("GET", "/v1/review/queue?task=spam", token=tokens["reviewer"])
         console.print(f"review queue: {queue['pending']} items waiting {queue['by_reason']}")
-        return {"server_url": server_url, "served": len(emails), "served_right": right,
-                "tokens": tokens, "queue": queue}  # fmt: skip
+        return {
+            "server_url": server_url,
+            "served": len(emails),
+            "served_right": right,
+            "tokens": tokens,
+            "queue": queue,
+        }
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else self.admin

@@ -19,8 +19,11 @@ class LoopServer(uvicorn.Server):
 
 
 def loop_server(app: FastAPI, host: str, port: int) -> LoopServer:
-    return LoopServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                     access_log=False, lifespan="off"))  # fmt: skip
+    return LoopServer(
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+    )
 
 
 def stop_on_signals() -> asyncio.Event:

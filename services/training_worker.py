@@ -15,12 +15,21 @@ from training import job_queue
 
 def run_job(work: Path) -> bool:
     """Run one claimed job in a child process; True when it left a result."""
-    with open(work / job_queue.PROGRESS, "ab") as progress, \
-            open(work / "worker.log", "ab") as worker_log:  # fmt: skip
+    with (
+        open(work / job_queue.PROGRESS, "ab") as progress,
+        open(work / "worker.log", "ab") as worker_log,
+    ):
         code = subprocess.call(
-            [sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
-             str(work / job_queue.RESULT)], stdout=progress, stderr=worker_log,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "training.cycle_worker",
+                str(work / "job.json"),
+                str(work / job_queue.RESULT),
+            ],
+            stdout=progress,
+            stderr=worker_log,
+        )
     if code == 0 and (work / job_queue.RESULT).exists():
         return True
     tail = (work / "worker.log").read_text(errors="replace").strip().splitlines()[-5:]
@@ -31,8 +40,13 @@ def run_job(work: Path) -> bool:
     return False
 
 
-def watch(cycles_dir: Path, *, once: bool = False, poll_s: float = 1.0,
-          report: Callable[[str], None] = print) -> int:  # fmt: skip
+def watch(
+    cycles_dir: Path,
+    *,
+    once: bool = False,
+    poll_s: float = 1.0,
+    report: Callable[[str], None] = print,
+) -> int:
     """Claim and run queued jobs (forever, or until the queue is empty with ``once``);
     returns how many ran."""
     ran = 0

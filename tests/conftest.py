@@ -32,11 +32,13 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def model_plane(home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
-                ) -> Iterator[ControlPlaneProcess]:  # fmt: skip
+def model_plane(
+    home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
+) -> Iterator[ControlPlaneProcess]:
     """A running control plane whose base model is the tiny Llama."""
-    plane = ControlPlaneProcess(home, broker.bootstrap,
-                                extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})  # fmt: skip
+    plane = ControlPlaneProcess(
+        home, broker.bootstrap, extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)}
+    )
     plane.start()
     yield plane
     if plane.process is not None and plane.process.poll() is None:

@@ -54,8 +54,10 @@ class ControlPlaneProcess:
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "up"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -93,11 +95,15 @@ class ControlPlaneProcess:
         """Run the flywheel CLI against this control plane, as an operator would."""
         return subprocess.run(
             [sys.executable, "-m", "services.cli.main", *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout_s,
-        )  # fmt: skip
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
 
-    def wait_until(self, fetch: Callable[[], Any], predicate: Callable[[Any], bool],
-                   timeout_s: float = 120) -> Any:  # fmt: skip
+    def wait_until(
+        self, fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeout_s: float = 120
+    ) -> Any:
         deadline = time.monotonic() + timeout_s
         value = None
         while time.monotonic() < deadline:
@@ -138,7 +144,6 @@ class ControlPlaneProcess:
             connection.close()
 
 
-
 class InferenceServerProcess:
     """Runs ``flywheel serve`` beside a control plane, as an operator would."""
 
@@ -158,8 +163,10 @@ class InferenceServerProcess:
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "serve"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

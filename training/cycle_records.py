@@ -87,10 +87,12 @@ def recover_stale_cycles(
     ).fetchall()
     for (cycle_id,) in rows:
         update_cycle(
-            connection, cycle_id, state="failed",
+            connection,
+            cycle_id,
+            state="failed",
             error="its process stopped before it finished (lease expired); nothing was "
             "registered, and the next cycle starts afresh",
-        )  # fmt: skip
+        )
     return [r[0] for r in rows]
 
 

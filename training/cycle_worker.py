@@ -41,9 +41,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     style = style_of(task)
     device = pick_device()
     base_path = resolve_base_model(
-        job["base_model"], Path(job["models_dir"]),
+        job["base_model"],
+        Path(job["models_dir"]),
         progress=lambda message: emit({"phase": "base_model", "message": message}),
-    )  # fmt: skip
+    )
     rows = load_snapshot_examples(Path(job["snapshot_path"]))
     new = [r for r in rows if r["split"] == "train" and r["is_new"]]
     old = [r for r in rows if r["split"] == "train" and not r["is_new"]]
@@ -53,30 +54,51 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if parent is not None:
         verify_adapter(parent)  # never warm-start from a corrupted champion
     plan = task.training
-    settings = LoRASettings(learning_rate=plan.learning_rate, epochs=plan.epochs,
-                            max_steps=plan.max_steps)  # fmt: skip
-    examples = select_training_examples(new, old, replay_budget=plan.replay_budget,
-                                        seed=settings.seed)  # fmt: skip
+    settings = LoRASettings(
+        learning_rate=plan.learning_rate, epochs=plan.epochs, max_steps=plan.max_steps
+    )
+    examples = select_training_examples(
+        new, old, replay_budget=plan.replay_budget, seed=settings.seed
+    )
     adapter_id, adapter_path, report = run_training(
-        settings, base_model=base_path, examples=examples, style=style,
-        adapters_dir=Path(job["adapters_dir"]), parent_adapter=parent, device=device,
-        metadata={"task": task.name, "base_model": str(job["base_model"] or base_path.name),
-                  "snapshot_id": job["snapshot_id"], "parent_adapter": job["champion_adapter_id"],
-                  "new_examples": len(new), "replayed_examples": len(examples) - len(new)},
+        settings,
+        base_model=base_path,
+        examples=examples,
+        style=style,
+        adapters_dir=Path(job["adapters_dir"]),
+        parent_adapter=parent,
+        device=device,
+        metadata={
+            "task": task.name,
+            "base_model": str(job["base_model"] or base_path.name),
+            "snapshot_id": job["snapshot_id"],
+            "parent_adapter": job["champion_adapter_id"],
+            "new_examples": len(new),
+            "replayed_examples": len(examples) - len(new),
+        },
         progress=emit,
-    )  # fmt: skip
+    )
     scores = score_both(base_path, device, style, adapter_path, parent, evaluation, regression)
-    metrics = {split: {side: aggregate(rows) for side, rows in sides.items()}
-               for split, sides in scores.items()}  # fmt: skip
+    metrics = {
+        split: {side: aggregate(rows) for side, rows in sides.items()}
+        for split, sides in scores.items()
+    }
     metadata = json.loads((adapter_path / "metadata.json").read_text())
     metadata["eval"] = metrics["eval"]["candidate"]
     return {
-        "adapter_id": adapter_id, "adapter_path": str(adapter_path),
-        "base_model": str(job["base_model"] or base_path.name), "metadata": metadata,
-        "scores": scores, "metrics": metrics,
-        "training": {"steps": report.steps, "first_loss": report.first_loss,
-                     "last_loss": report.last_loss, "seconds": report.seconds},
-    }  # fmt: skip
+        "adapter_id": adapter_id,
+        "adapter_path": str(adapter_path),
+        "base_model": str(job["base_model"] or base_path.name),
+        "metadata": metadata,
+        "scores": scores,
+        "metrics": metrics,
+        "training": {
+            "steps": report.steps,
+            "first_loss": report.first_loss,
+            "last_loss": report.last_loss,
+            "seconds": report.seconds,
+        },
+    }
 
 
 def score_both(
@@ -92,8 +114,9 @@ def score_both(
     from peft import PeftModel
 
     tokenizer = load_tokenizer(base_path)
-    model = PeftModel.from_pretrained(load_model(base_path, device), candidate,
-                                      adapter_name="candidate")  # fmt: skip
+    model = PeftModel.from_pretrained(
+        load_model(base_path, device), candidate, adapter_name="candidate"
+    )
     if champion is not None:
         model.load_adapter(champion, adapter_name="champion")
     total = 2 * (len(evaluation) + len(regression))

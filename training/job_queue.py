@@ -12,8 +12,12 @@ import socket
 from pathlib import Path
 
 QUEUED, CLAIMED, PROGRESS, RESULT, FAILED = (
-    "queued", "claimed", "progress.jsonl", "result.json", "failed",
-)  # fmt: skip
+    "queued",
+    "claimed",
+    "progress.jsonl",
+    "result.json",
+    "failed",
+)
 
 
 def enqueue(work: Path) -> None:
@@ -35,5 +39,4 @@ def queued_jobs(cycles_dir: Path) -> list[Path]:
     if not cycles_dir.is_dir():
         return []
     found = [p.parent for p in cycles_dir.glob(f"*/{QUEUED}")]
-    return sorted(found, key=lambda p: (p / QUEUED).stat().st_mtime if (p / QUEUED).exists()
-                  else 0)  # fmt: skip
+    return sorted(found, key=lambda p: (p / QUEUED).stat().st_mtime if (p / QUEUED).exists() else 0)

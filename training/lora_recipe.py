@@ -123,10 +123,13 @@ class LoRARecipe:
         layers = base.config.num_hidden_layers
         top = min(self.settings.top_layers, layers)
         config = LoraConfig(
-            r=self.settings.rank, lora_alpha=self.settings.alpha,
-            lora_dropout=self.settings.dropout, target_modules=list(self.settings.target_modules),
-            layers_to_transform=list(range(layers - top, layers)), task_type="CAUSAL_LM",
-        )  # fmt: skip
+            r=self.settings.rank,
+            lora_alpha=self.settings.alpha,
+            lora_dropout=self.settings.dropout,
+            target_modules=list(self.settings.target_modules),
+            layers_to_transform=list(range(layers - top, layers)),
+            task_type="CAUSAL_LM",
+        )
         self.model = get_peft_model(base, config)
 
     def train(
@@ -140,15 +143,17 @@ class LoRARecipe:
         def example(index: int) -> tuple[list[int], list[int]]:
             if index not in encoded:
                 e = examples[index]
-                encoded[index] = training_example(self.tokenizer, style, e["input"],
-                                                  e["output"], s.max_seq_len)  # fmt: skip
+                encoded[index] = training_example(
+                    self.tokenizer, style, e["input"], e["output"], s.max_seq_len
+                )
             return encoded[index]
 
         steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(examples) / s.batch_size)))
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(s.warmup_steps,
-                                                                               steps))  # fmt: skip
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _warmup_cosine(s.warmup_steps, steps)
+        )
         dtype = autocast_dtype(self.device)
         split = (
             SplitForward(self.model, cache_bytes=s.activation_cache_mb * 2**20)
@@ -170,13 +175,15 @@ class LoRARecipe:
             del order[: s.batch_size]
             input_ids, labels, attention = self._collate([example(i) for i in keys])
             output_tokens += int((labels != IGNORE_INDEX).sum())
-            with torch.autocast(self.device.type, dtype=dtype or torch.float32,
-                                enabled=dtype is not None):  # fmt: skip
+            with torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
                 if split is not None:
                     loss = split.loss(keys, input_ids, labels, attention)
                 else:
-                    loss = self.model(input_ids=input_ids, attention_mask=attention,
-                                      labels=labels).loss  # fmt: skip
+                    loss = self.model(
+                        input_ids=input_ids, attention_mask=attention, labels=labels
+                    ).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -185,18 +192,33 @@ class LoRARecipe:
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
             if progress:
-                progress({"phase": "training", "step": step + 1, "total": steps,
-                          "loss": round(losses[-1], 4)})  # fmt: skip
+                progress(
+                    {
+                        "phase": "training",
+                        "step": step + 1,
+                        "total": steps,
+                        "loss": round(losses[-1], 4),
+                    }
+                )
         seconds = time.perf_counter() - started
         head, tail = losses[: max(1, len(losses) // 5)], losses[-max(1, len(losses) // 5) :]
-        return TrainingReport(steps, len(examples), sum(head) / len(head), sum(tail) / len(tail),
-                              seconds, output_tokens, losses)  # fmt: skip
+        return TrainingReport(
+            steps,
+            len(examples),
+            sum(head) / len(head),
+            sum(tail) / len(tail),
+            seconds,
+            output_tokens,
+            losses,
+        )
 
     def _collate(self, batch: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, ...]:
         """Right-pad to a multiple of pad_multiple: few shapes, little waste."""
         longest = max(len(ids) for ids, _ in batch)
-        width = min(self.settings.max_seq_len,
-                    math.ceil(longest / self.settings.pad_multiple) * self.settings.pad_multiple)
+        width = min(
+            self.settings.max_seq_len,
+            math.ceil(longest / self.settings.pad_multiple) * self.settings.pad_multiple,
+        )
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
@@ -214,10 +236,13 @@ class LoRARecipe:
         try:
             self.model.save_pretrained(scratch)
             adapter_id = adapter_content_hash(scratch)
-            (scratch / "metadata.json").write_text(json.dumps(
-                {"adapter_id": adapter_id, "settings": asdict(self.settings), **metadata},
-                indent=2, default=str,
-            ))  # fmt: skip
+            (scratch / "metadata.json").write_text(
+                json.dumps(
+                    {"adapter_id": adapter_id, "settings": asdict(self.settings), **metadata},
+                    indent=2,
+                    default=str,
+                )
+            )
             target = adapters_dir / adapter_id
             if target.exists():  # the same content was trained before: ids are content
                 shutil.rmtree(scratch)
@@ -289,9 +314,18 @@ def run_training(
     recipe = LoRARecipe(settings, base_model, device)
     recipe.setup(parent_adapter)
     report = recipe.train(examples, style, progress)
-    adapter_id, path = recipe.save_adapter(adapters_dir, {**metadata, "training": {
-        "steps": report.steps, "examples": report.examples, "first_loss": report.first_loss,
-        "last_loss": report.last_loss, "seconds": round(report.seconds, 2),
-    }})  # fmt: skip
+    adapter_id, path = recipe.save_adapter(
+        adapters_dir,
+        {
+            **metadata,
+            "training": {
+                "steps": report.steps,
+                "examples": report.examples,
+                "first_loss": report.first_loss,
+                "last_loss": report.last_loss,
+                "seconds": round(report.seconds, 2),
+            },
+        },
+    )
     recipe.cleanup()
     return adapter_id, path, report

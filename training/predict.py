@@ -48,8 +48,9 @@ def reply_logprobs(
         chunk = pairs[start : start + batch_size]
         keep = max(len(t) for _, t in chunk) + 1
         ids, mask, position_ids = left_padded([p + t for p, t in chunk], pad_id, device)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                       logits_to_keep=keep).logits  # fmt: skip
+        logits = model(
+            input_ids=ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=keep
+        ).logits
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # kept index k predicts k+1
         for row, (_, target) in enumerate(chunk):
             first = keep - 1 - len(target)  # the position that predicts the reply's first token
@@ -85,8 +86,9 @@ def predict(
     return [replace(a, prompt_tokens=len(p)) for a, p in zip(answers, prompts, strict=True)]
 
 
-def _labels(model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]]
-            ) -> list[Prediction]:  # fmt: skip
+def _labels(
+    model: Any, tokenizer: Any, style: PromptStyle, prompts: list[list[int]]
+) -> list[Prediction]:
     label_ids = [target_ids(tokenizer, label) for label in style.labels]
     firsts = [ids[0] for ids in label_ids]
     pad = tokenizer.pad_token_id
@@ -114,8 +116,9 @@ def _next_token_logprobs(model: Any, prompts: list[list[int]], pad: int) -> torc
     """Log-probabilities of the token after each prompt (left-padded batch, true positions)."""
     device = next(model.parameters()).device
     ids, mask, position_ids = left_padded(prompts, pad, device)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                   logits_to_keep=1).logits  # fmt: skip
+    logits = model(
+        input_ids=ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1
+    ).logits
     return torch.log_softmax(logits[:, -1].float(), dim=-1)
 
 
@@ -135,8 +138,9 @@ def left_padded(
 
 
 @torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
-             ) -> list[Prediction]:  # fmt: skip
+def generate(
+    model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
+) -> list[Prediction]:
     """Greedy replies to chat-template prompts, each with its mean token log-probability."""
     pad = tokenizer.pad_token_id
     # Left padding: every reply starts at `width`.
@@ -144,10 +148,15 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int
     width = ids.shape[1]
     stop = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
     out = model.generate(
-        input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
-        do_sample=False, eos_token_id=stop, pad_token_id=pad,
-        output_scores=True, return_dict_in_generate=True,
-    )  # fmt: skip
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new,
+        do_sample=False,
+        eos_token_id=stop,
+        pad_token_id=pad,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     steps = torch.stack([s.float().log_softmax(-1) for s in out.scores], dim=1)
     new_tokens = out.sequences[:, width:]
     chosen = steps.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)

@@ -32,16 +32,20 @@ class GateDecision:
         return asdict(self)
 
 
-def decide(scores: dict[str, dict[str, list[dict]]], policy: GatePolicy, *, metric: str
-           ) -> GateDecision:  # fmt: skip
+def decide(
+    scores: dict[str, dict[str, list[dict]]], policy: GatePolicy, *, metric: str
+) -> GateDecision:
     """``scores[split][side]``: per-example rows (with ``id`` and metric values) for split in
     eval/regression and side in candidate/champion."""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     evaluation = _paired(scores["eval"], metric, sign)
-    regression = _paired(scores.get("regression", {"candidate": [], "champion": []}), metric,
-                         sign)  # fmt: skip
-    evidence = {"metric": metric, "policy": policy.model_dump(), "eval": evaluation,
-                "regression": regression}  # fmt: skip
+    regression = _paired(scores.get("regression", {"candidate": [], "champion": []}), metric, sign)
+    evidence = {
+        "metric": metric,
+        "policy": policy.model_dump(),
+        "eval": evaluation,
+        "regression": regression,
+    }
     n = evaluation["n"]
     reasons: list[str] = []
     if n < policy.min_eval_size:
@@ -51,17 +55,23 @@ def decide(scores: dict[str, dict[str, list[dict]]], policy: GatePolicy, *, metr
     shown = f"{metric} {_fmt(evaluation['champion'])} → {_fmt(evaluation['candidate'])}"
     ci = f"improvement {mean:+.3f}, 95% CI [{low:+.3f}, {high:+.3f}]"
     if low <= policy.min_delta:
-        reasons.append(f"not a measurable improvement: {shown}; {ci}, lower bound not above "
-                       f"{policy.min_delta:+.3f}")  # fmt: skip
+        reasons.append(
+            f"not a measurable improvement: {shown}; {ci}, lower bound not above "
+            f"{policy.min_delta:+.3f}"
+        )
     else:
         reasons.append(f"measurable improvement: {shown}; {ci}")
     if regression["n"]:
         drop = -regression["delta_mean"]
-        line = (f"regression set ({regression['n']} fixed mistakes): {metric} "
-                f"{_fmt(regression['champion'])} → {_fmt(regression['candidate'])}")  # fmt: skip
+        line = (
+            f"regression set ({regression['n']} fixed mistakes): {metric} "
+            f"{_fmt(regression['champion'])} → {_fmt(regression['candidate'])}"
+        )
         if drop > policy.regression_tolerance:
-            reasons.append(f"{line}: falls back by {drop:.3f}, more than the tolerance "
-                           f"{policy.regression_tolerance:.3f}")  # fmt: skip
+            reasons.append(
+                f"{line}: falls back by {drop:.3f}, more than the tolerance "
+                f"{policy.regression_tolerance:.3f}"
+            )
         else:
             reasons.append(f"{line}: holds")
     rejected = low <= policy.min_delta or (
@@ -77,11 +87,18 @@ def decide(scores: dict[str, dict[str, list[dict]]], policy: GatePolicy, *, metr
 
 def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str, Any]:
     champion = {row["id"]: row for row in sides.get("champion", [])}
-    pairs = [(row, champion[row["id"]]) for row in sides.get("candidate", [])
-             if row["id"] in champion]  # fmt: skip
+    pairs = [
+        (row, champion[row["id"]]) for row in sides.get("candidate", []) if row["id"] in champion
+    ]
     if not pairs:
-        return {"n": 0, "candidate": None, "champion": None, "delta_mean": 0.0,
-                "delta_low": 0.0, "delta_high": 0.0}  # fmt: skip
+        return {
+            "n": 0,
+            "candidate": None,
+            "champion": None,
+            "delta_mean": 0.0,
+            "delta_low": 0.0,
+            "delta_high": 0.0,
+        }
     differences = [sign * (c[metric] - b[metric]) for c, b in pairs]
     interval = bootstrap_mean_ci(differences)
     wins = [(c, b) for c, b in pairs if sign * (c[metric] - b[metric]) > 1e-9]
@@ -90,11 +107,14 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
         "n": len(pairs),
         "candidate": _mean([c[metric] for c, _ in pairs]),
         "champion": _mean([b[metric] for _, b in pairs]),
-        "delta_mean": interval.mean, "delta_low": interval.low, "delta_high": interval.high,
-        "wins": len(wins), "losses": len(losses),
+        "delta_mean": interval.mean,
+        "delta_low": interval.low,
+        "delta_high": interval.high,
+        "wins": len(wins),
+        "losses": len(losses),
         "win_examples": [_side_by_side(c, b) for c, b in wins[:MAX_LISTED]],
         "loss_examples": [_side_by_side(c, b) for c, b in losses[:MAX_LISTED]],
-    }  # fmt: skip
+    }
     if metric == "exact_match":
         result["mcnemar_p"] = mcnemar_exact(len(wins), len(losses))
     return result

@@ -54,17 +54,26 @@ def register_adapter(
     """Record a trained adapter; registering the same content again is a no-op."""
     connection.execute(
         "INSERT OR IGNORE INTO adapters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [adapter_id, task, base_model, parent_adapter, snapshot_id, str(path),
-         json.dumps(metadata), _now()],
-    ).fetchall()  # fmt: skip
+        [
+            adapter_id,
+            task,
+            base_model,
+            parent_adapter,
+            snapshot_id,
+            str(path),
+            json.dumps(metadata),
+            _now(),
+        ],
+    ).fetchall()
 
 
 def get_adapter(connection: duckdb.DuckDBPyConnection, adapter_id: str) -> AdapterRecord | None:
     row = connection.execute("SELECT * FROM adapters WHERE adapter_id = ?", [adapter_id]).fetchone()
     if row is None:
         return None
-    return AdapterRecord(row[0], row[1], row[2], row[3], row[4], Path(row[5]), json.loads(row[6]),
-                         row[7])  # fmt: skip
+    return AdapterRecord(
+        row[0], row[1], row[2], row[3], row[4], Path(row[5]), json.loads(row[6]), row[7]
+    )
 
 
 def list_adapters(
@@ -82,11 +91,17 @@ def list_adapters(
         [task, task],
     ).fetchall()
     return [
-        {"adapter_id": r[0], "task": r[1], "parent_adapter": r[2], "snapshot_id": r[3],
-         "created_at": r[4].isoformat(), "metrics": json.loads(r[5]).get("eval", {}),
-         "champion": bool(r[6])}
+        {
+            "adapter_id": r[0],
+            "task": r[1],
+            "parent_adapter": r[2],
+            "snapshot_id": r[3],
+            "created_at": r[4].isoformat(),
+            "metrics": json.loads(r[5]).get("eval", {}),
+            "champion": bool(r[6]),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def champion(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:
@@ -123,10 +138,16 @@ def champion_history(connection: duckdb.DuckDBPyConnection, task: str) -> list[d
         [task],
     ).fetchall()
     return [
-        {"adapter_id": r[0], "since": r[1].isoformat(), "until": r[2] and r[2].isoformat(),
-         "actor": r[3], "action": r[4], "reason": r[5]}
+        {
+            "adapter_id": r[0],
+            "since": r[1].isoformat(),
+            "until": r[2] and r[2].isoformat(),
+            "actor": r[3],
+            "action": r[4],
+            "reason": r[5],
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def set_champion(
@@ -160,8 +181,14 @@ def set_champion(
     except Exception:
         connection.execute("ROLLBACK")
         raise
-    return {"task": task, "adapter_id": adapter_id, "previous_adapter_id": previous,
-            "action": action, "actor": actor, "at": now.isoformat() + "Z"}  # fmt: skip
+    return {
+        "task": task,
+        "adapter_id": adapter_id,
+        "previous_adapter_id": previous,
+        "action": action,
+        "actor": actor,
+        "at": now.isoformat() + "Z",
+    }
 
 
 def rollback_target(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:

@@ -54,20 +54,25 @@ def score(
             predictions = [style.labels[max(range(len(f)), key=f.__getitem__)] for f in firsts]
             confidences = [max(f) for f in firsts]
         if style.kind == "label" and not by_first_token:
-            predictions = _rank_labels(model, tokenizer, style, [prompts[i] for i in batch],
-                                       batch_size)  # fmt: skip
+            predictions = _rank_labels(
+                model, tokenizer, style, [prompts[i] for i in batch], batch_size
+            )
         elif style.kind == "text":
-            predictions = [p.output for p in generate(model, tokenizer, [prompts[i] for i in batch],
-                                                       max_new_tokens)]  # fmt: skip
+            predictions = [
+                p.output
+                for p in generate(model, tokenizer, [prompts[i] for i in batch], max_new_tokens)
+            ]
         for offset, i in enumerate(batch):
             reference = examples[i]["output"]
             prediction = predictions[offset]
             total, count = nll[offset]
             row: dict[str, Any] = {
-                "id": examples[i].get("id", str(i)), "prediction": prediction,
+                "id": examples[i].get("id", str(i)),
+                "prediction": prediction,
                 "input": examples[i]["input"][:INPUT_SHOWN],
-                "reference": reference, "nll": -total / max(1, count),
-            }  # fmt: skip
+                "reference": reference,
+                "nll": -total / max(1, count),
+            }
             if by_first_token:  # log-probability of the chosen label: the model's confidence
                 row["mean_logprob"] = confidences[offset]
             if style.kind == "label":

@@ -25,31 +25,63 @@ def quality(
     (correction and negative-feedback rates over time)."""
     settings = load_settings()
     versions = via_api_or_store(
-        settings, api=lambda c: c.get(f"/v1/tasks/{task}/quality"),
-        local=lambda db: quality_by_adapter(db, task), read_only=True,
-    )  # fmt: skip
+        settings,
+        api=lambda c: c.get(f"/v1/tasks/{task}/quality"),
+        local=lambda db: quality_by_adapter(db, task),
+        read_only=True,
+    )
     signals = via_api_or_store(
-        settings, api=lambda c: c.get(f"/v1/tasks/{task}/drift"),
-        local=lambda db: drift(db, task), read_only=True,
-    )  # fmt: skip
+        settings,
+        api=lambda c: c.get(f"/v1/tasks/{task}/drift"),
+        local=lambda db: drift(db, task),
+        read_only=True,
+    )
     if as_json:
         sys.stdout.write(json.dumps({"quality": versions, "drift": signals}) + "\n")
         return
-    table = Table("cycle", "candidate", "metric", "champion", "candidate score", "95% CI",
-                  "verdict", "live", title=f"quality per adapter version: {task}")  # fmt: skip
+    table = Table(
+        "cycle",
+        "candidate",
+        "metric",
+        "champion",
+        "candidate score",
+        "95% CI",
+        "verdict",
+        "live",
+        title=f"quality per adapter version: {task}",
+    )
     for v in versions:
-        interval = (f"[{v['delta_low']:+.3f}, {v['delta_high']:+.3f}]"
-                    if v["delta_low"] is not None else "")  # fmt: skip
-        table.add_row(v["cycle_id"], v["adapter_id"] or "", v["metric"] or "",
-                      _num(v["champion"]), _num(v["candidate"]), interval, v["verdict"] or "",
-                      "yes" if v["went_live"] else "")  # fmt: skip
+        interval = (
+            f"[{v['delta_low']:+.3f}, {v['delta_high']:+.3f}]" if v["delta_low"] is not None else ""
+        )
+        table.add_row(
+            v["cycle_id"],
+            v["adapter_id"] or "",
+            v["metric"] or "",
+            _num(v["champion"]),
+            _num(v["candidate"]),
+            interval,
+            v["verdict"] or "",
+            "yes" if v["went_live"] else "",
+        )
     console.print(table)
-    rates = Table("adapter", signals["bucket"], "served", "correction rate",
-                  "negative feedback", title="drift per adapter version")  # fmt: skip
+    rates = Table(
+        "adapter",
+        signals["bucket"],
+        "served",
+        "correction rate",
+        "negative feedback",
+        title="drift per adapter version",
+    )
     for adapter, points in signals["by_adapter"].items():
         for p in points:
-            rates.add_row(adapter, p["t"][:16], str(p["served"]), f"{p['correction_rate']:.2f}",
-                          f"{p['negative_feedback_rate']:.2f}")  # fmt: skip
+            rates.add_row(
+                adapter,
+                p["t"][:16],
+                str(p["served"]),
+                f"{p['correction_rate']:.2f}",
+                f"{p['negative_feedback_rate']:.2f}",
+            )
     console.print(rates)
 
 
@@ -59,13 +91,17 @@ def audit(
 ) -> None:
     """Who did what, newest first: promotions, approvals, reviews, tokens, alerts."""
     query = f"/v1/audit?limit={limit}" + (f"&task={task}" if task else "")
-    entries = via_api_or_store(load_settings(), api=lambda c: c.get(query),
-                               local=lambda db: audit_entries(db, limit=limit, task=task),
-                               read_only=True)  # fmt: skip
+    entries = via_api_or_store(
+        load_settings(),
+        api=lambda c: c.get(query),
+        local=lambda db: audit_entries(db, limit=limit, task=task),
+        read_only=True,
+    )
     table = Table("when", "who", "action", "task", "details")
     for e in entries:
-        table.add_row(e["at"][:19], e["actor"], e["action"], e["task"] or "",
-                      json.dumps(e["details"])[:120])  # fmt: skip
+        table.add_row(
+            e["at"][:19], e["actor"], e["action"], e["task"] or "", json.dumps(e["details"])[:120]
+        )
     console.print(table)
 
 

@@ -57,11 +57,14 @@ def task_create(
             if name is None or instruction is None:
                 raise fail("give NAME and --instruction, or --from-file", 2)
             definition = TaskDefinition(
-                name=name, kind=kind, instruction=instruction, primary_metric=metric,
+                name=name,
+                kind=kind,
+                instruction=instruction,
+                primary_metric=metric,
                 labels=[x.strip() for x in labels.split(",")] if labels else None,
                 triggers=Triggers(min_new_examples=min_new, cron=cron),
                 gate=GatePolicy(mode=gate_mode, min_eval_size=min_eval_size, min_delta=min_delta),
-            )  # fmt: skip
+            )
     except ValidationError as error:
         raise fail(f"invalid task: {error}", 2) from error
 
@@ -73,12 +76,15 @@ def task_create(
 
     via_api_or_store(
         load_settings(),
-        api=lambda c: c.post("/v1/tasks", {"task": definition.model_dump(mode="json"),
-                                           "replace": replace}),
+        api=lambda c: c.post(
+            "/v1/tasks", {"task": definition.model_dump(mode="json"), "replace": replace}
+        ),
         local=local,
-    )  # fmt: skip
-    console.print(f"task [bold]{definition.name}[/bold] saved ({definition.kind}, "
-                  f"metric {definition.metric}, gate {definition.gate.mode})")  # fmt: skip
+    )
+    console.print(
+        f"task [bold]{definition.name}[/bold] saved ({definition.kind}, "
+        f"metric {definition.metric}, gate {definition.gate.mode})"
+    )
 
 
 @task_app.command("list")
@@ -93,11 +99,15 @@ def task_list() -> None:
     table = Table("task", "kind", "labels", "metric", "trigger", "gate")
     for t in tasks:
         definition = TaskDefinition.model_validate(t)
-        table.add_row(definition.name, definition.kind, ",".join(definition.labels or []),
-                      definition.metric,
-                      f"{definition.triggers.min_new_examples} new"
-                      + (f" / {definition.triggers.cron}" if definition.triggers.cron else ""),
-                      definition.gate.mode)  # fmt: skip
+        table.add_row(
+            definition.name,
+            definition.kind,
+            ",".join(definition.labels or []),
+            definition.metric,
+            f"{definition.triggers.min_new_examples} new"
+            + (f" / {definition.triggers.cron}" if definition.triggers.cron else ""),
+            definition.gate.mode,
+        )
     console.print(table)
 
 
@@ -109,11 +119,15 @@ def task_show(name: str) -> None:
         task = get_task(db, name)
         if task is None:
             raise fail(f"no task named {name}")
-        return {**task.model_dump(mode="json"), "champion": champion(db, name),
-                "champion_history": champion_history(db, name)}  # fmt: skip
+        return {
+            **task.model_dump(mode="json"),
+            "champion": champion(db, name),
+            "champion_history": champion_history(db, name),
+        }
 
-    shown = via_api_or_store(load_settings(), api=lambda c: c.get(f"/v1/tasks/{name}"),
-                             local=local, read_only=True)  # fmt: skip
+    shown = via_api_or_store(
+        load_settings(), api=lambda c: c.get(f"/v1/tasks/{name}"), local=local, read_only=True
+    )
     sys.stdout.write(json.dumps(shown, indent=2) + "\n")
 
 
@@ -152,11 +166,18 @@ def _run_cycle_here(settings: Any, task: str) -> dict[str, Any]:
         store.open()
         try:
             runner = CycleRunner(
-                store=store, producer=None,
-                paths=CyclePaths(settings.base_model, settings.models_dir, settings.adapters_dir,
-                                 settings.snapshots_dir, settings.cycles_dir),
-                lease_s=settings.cycle_lease_s, timeout_s=settings.cycle_timeout_s,
-            )  # fmt: skip
+                store=store,
+                producer=None,
+                paths=CyclePaths(
+                    settings.base_model,
+                    settings.models_dir,
+                    settings.adapters_dir,
+                    settings.snapshots_dir,
+                    settings.cycles_dir,
+                ),
+                lease_s=settings.cycle_lease_s,
+                timeout_s=settings.cycle_timeout_s,
+            )
             cycle_id = await runner.start(task, trigger="manual (cli)")
             if cycle_id is None:
                 raise fail(f"task {task} already has a running cycle")
@@ -182,16 +203,22 @@ def _follow(fetch: Any) -> dict[str, Any]:
         while True:
             cycle = fetch()
             info = cycle.get("progress") or {}
-            progress.update(bar, description=f"{cycle['state']} {info.get('phase', '')}",
-                            completed=info.get("step", 0), total=info.get("total"))  # fmt: skip
+            progress.update(
+                bar,
+                description=f"{cycle['state']} {info.get('phase', '')}",
+                completed=info.get("step", 0),
+                total=info.get("total"),
+            )
             if cycle["state"] in ("decided", "failed"):
                 return cycle
             time.sleep(1.0)
 
 
 def _print_cycle(cycle: dict[str, Any]) -> None:
-    console.print(f"cycle {cycle['cycle_id']} of {cycle['task']}: [bold]{cycle['state']}[/bold]"
-                  + (f", verdict [bold]{cycle['verdict']}[/bold]" if cycle.get("verdict") else ""))
+    console.print(
+        f"cycle {cycle['cycle_id']} of {cycle['task']}: [bold]{cycle['state']}[/bold]"
+        + (f", verdict [bold]{cycle['verdict']}[/bold]" if cycle.get("verdict") else "")
+    )
     if cycle.get("error"):
         console.print(f"  error: {cycle['error']}")
     decision = cycle.get("decision") or {}
@@ -203,13 +230,21 @@ def _print_cycle(cycle: dict[str, Any]) -> None:
 def cycle_list(task: Annotated[str | None, typer.Option(help="Only this task.")] = None) -> None:
     """Recent cycles, newest first."""
     cycles = via_api_or_store(
-        load_settings(), api=lambda c: c.get("/v1/cycles" + (f"?task={task}" if task else "")),
-        local=lambda db: list_cycles(db, task), read_only=True,
-    )  # fmt: skip
+        load_settings(),
+        api=lambda c: c.get("/v1/cycles" + (f"?task={task}" if task else "")),
+        local=lambda db: list_cycles(db, task),
+        read_only=True,
+    )
     table = Table("cycle", "task", "state", "verdict", "started", "adapter")
     for c in cycles:
-        table.add_row(c["cycle_id"], c["task"], c["state"], c.get("verdict") or "",
-                      c["started_at"][:19], c.get("adapter_id") or "")  # fmt: skip
+        table.add_row(
+            c["cycle_id"],
+            c["task"],
+            c["state"],
+            c.get("verdict") or "",
+            c["started_at"][:19],
+            c.get("adapter_id") or "",
+        )
     console.print(table)
 
 
@@ -217,28 +252,38 @@ def cycle_list(task: Annotated[str | None, typer.Option(help="Only this task.")]
 def adapters_list(task: Annotated[str | None, typer.Option(help="Only this task.")] = None) -> None:
     """Adapters with their lineage and eval metrics; * marks champions."""
     adapters = via_api_or_store(
-        load_settings(), api=lambda c: c.get("/v1/adapters" + (f"?task={task}" if task else "")),
-        local=lambda db: list_adapters(db, task), read_only=True,
-    )  # fmt: skip
+        load_settings(),
+        api=lambda c: c.get("/v1/adapters" + (f"?task={task}" if task else "")),
+        local=lambda db: list_adapters(db, task),
+        read_only=True,
+    )
     table = Table("", "adapter", "task", "parent", "snapshot", "created")
     for a in adapters:
         parent = a["parent_adapter"] or "base"
-        table.add_row("*" if a["champion"] else "", a["adapter_id"], a["task"], parent,
-                      a["snapshot_id"], a["created_at"][:19])  # fmt: skip
+        table.add_row(
+            "*" if a["champion"] else "",
+            a["adapter_id"],
+            a["task"],
+            parent,
+            a["snapshot_id"],
+            a["created_at"][:19],
+        )
     console.print(table)
 
 
 def promote(task: str, adapter_id: str, reason: str = "") -> None:
     """Make ADAPTER_ID (or 'base') the champion of TASK by hand."""
     target = None if adapter_id == "base" else adapter_id
-    _change_champion(task, target, action="promote", reason=reason,
-                     path=f"/v1/tasks/{task}/promote")  # fmt: skip
+    _change_champion(
+        task, target, action="promote", reason=reason, path=f"/v1/tasks/{task}/promote"
+    )
 
 
 def rollback(task: str, reason: str = "") -> None:
     """Put TASK's previous champion back."""
-    _change_champion(task, None, action="rollback", reason=reason,
-                     path=f"/v1/tasks/{task}/rollback")  # fmt: skip
+    _change_champion(
+        task, None, action="rollback", reason=reason, path=f"/v1/tasks/{task}/rollback"
+    )
 
 
 def approve(cycle_id: str, reason: str = "") -> None:
@@ -251,13 +296,15 @@ def reject(cycle_id: str, reason: str = "") -> None:
     _cycle_verdict(cycle_id, "reject", reason)
 
 
-def _change_champion(task: str, adapter_id: str | None, *, action: str, reason: str,
-                     path: str) -> None:  # fmt: skip
+def _change_champion(
+    task: str, adapter_id: str | None, *, action: str, reason: str, path: str
+) -> None:
     def local(db: Any) -> dict[str, Any]:
         try:
             target = rollback_target(db, task) if action == "rollback" else adapter_id
-            return set_champion(db, task=task, adapter_id=target, actor="local-cli",
-                                action=action, reason=reason)  # fmt: skip
+            return set_champion(
+                db, task=task, adapter_id=target, actor="local-cli", action=action, reason=reason
+            )
         except RegistryError as error:
             raise fail(str(error)) from error
 
@@ -265,8 +312,10 @@ def _change_champion(task: str, adapter_id: str | None, *, action: str, reason: 
     if action == "promote":
         body["adapter_id"] = adapter_id
     message = via_api_or_store(load_settings(), api=lambda c: c.post(path, body), local=local)
-    console.print(f"{task}: champion is now {message['adapter_id'] or 'the base model'} "
-                  f"(was {message['previous_adapter_id'] or 'the base model'})")  # fmt: skip
+    console.print(
+        f"{task}: champion is now {message['adapter_id'] or 'the base model'} "
+        f"(was {message['previous_adapter_id'] or 'the base model'})"
+    )
 
 
 def _cycle_verdict(cycle_id: str, verb: str, reason: str) -> None:
@@ -307,12 +356,17 @@ def evaluate(
     settings = load_settings()
     definition, champion_id = via_api_or_store(
         settings,
-        api=lambda c: (lambda t: (TaskDefinition.model_validate(
-            {k: v for k, v in t.items() if k not in ("champion", "champion_history")}),
-            t["champion"]))(c.get(f"/v1/tasks/{task}")),
+        api=lambda c: (
+            lambda t: (
+                TaskDefinition.model_validate(
+                    {k: v for k, v in t.items() if k not in ("champion", "champion_history")}
+                ),
+                t["champion"],
+            )
+        )(c.get(f"/v1/tasks/{task}")),
         local=lambda db: (get_task(db, task), champion(db, task)),
         read_only=True,
-    )  # fmt: skip
+    )
     if definition is None:
         raise fail(f"no task named {task}")
     adapter_id = champion_id if adapter == "champion" else None if adapter == "base" else adapter
@@ -324,23 +378,32 @@ def evaluate(
         ]
     except (OSError, ValueError) as error:
         raise fail(f"cannot read {data}: {error}") from error
-    bad = [e["id"] for e in examples if not isinstance(e.get("input"), str)
-           or not isinstance(e.get("output"), str)]  # fmt: skip
+    bad = [
+        e["id"]
+        for e in examples
+        if not isinstance(e.get("input"), str) or not isinstance(e.get("output"), str)
+    ]
     if bad:
         raise fail(f"lines {', '.join(str(int(b) + 1) for b in bad[:5])} lack input/output text")
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("loading the model", total=len(examples))
         model, tokenizer = _load_for_eval(settings, adapter_id)
         progress.update(bar, description=f"scoring {adapter_id or 'base'}")
-        rows = score(model, tokenizer, style_of(definition), examples,
-                     progress=lambda p: progress.update(bar, completed=p["step"]))  # fmt: skip
+        rows = score(
+            model,
+            tokenizer,
+            style_of(definition),
+            examples,
+            progress=lambda p: progress.update(bar, completed=p["step"]),
+        )
     result = {"task": task, "adapter": adapter_id or "base", **aggregate(rows)}
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
     for key, value in result.items():
-        console.print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else
-                      f"{key:>12}: {value}")  # fmt: skip
+        console.print(
+            f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}"
+        )
 
 
 def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:

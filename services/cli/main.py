@@ -18,8 +18,11 @@ from services.cli import learning
 from services.cli.local_store import fail, load_settings
 from services.settings import Settings
 
-app = typer.Typer(help="Flywheel: production outputs and corrections in, better adapters out.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+app = typer.Typer(
+    help="Flywheel: production outputs and corrections in, better adapters out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -64,8 +67,7 @@ def serve() -> None:
     from training.checkpoints import BaseModelError
 
     settings = load_settings()
-    configure_logging(settings.log_level,
-                      settings.home / "logs" / f"{instance_name(settings)}.log")  # fmt: skip
+    configure_logging(settings.log_level, settings.home / "logs" / f"{instance_name(settings)}.log")
     try:
         run(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
     except (ServiceError, FeedbackError, BaseModelError) as error:
@@ -185,8 +187,13 @@ def _print_status(summary: dict[str, Any]) -> None:
         )
         for task, entry in summary["tasks"].items():
             cells = [f"{c['stored']} / {c['rejected']}" for c in entry["events"].values()]
-            per_task.add_row(task, *cells, str(entry["ground_truth"]),
-                             entry.get("champion") or "base", _cycle_cell(entry))  # fmt: skip
+            per_task.add_row(
+                task,
+                *cells,
+                str(entry["ground_truth"]),
+                entry.get("champion") or "base",
+                _cycle_cell(entry),
+            )
         console.print(per_task)
     if summary.get("awaiting_inference"):
         console.print(f"{summary['awaiting_inference']} feedback/corrections await their inference")
@@ -222,8 +229,12 @@ def import_examples(
         raise fail(f"{data} is not a file")
     lines = data.read_text(encoding="utf-8", errors="replace").splitlines()
     try:
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
-                                 max_block_ms=5_000, client_id="flywheel-import")  # fmt: skip
+        producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            linger_ms=20,
+            max_block_ms=5_000,
+            client_id="flywheel-import",
+        )
     except KafkaError as error:
         raise fail(
             f"cannot reach Kafka at {settings.bootstrap} ({error}): start the service first "
@@ -244,8 +255,10 @@ def import_examples(
     producer.close()
     if failed:
         raise fail(f"{failed} of {sent} examples were not delivered to Kafka; run the import again")
-    console.print(f"sent {sent} examples of task [bold]{task}[/bold] to Kafka; "
-                  f"{sent - len(problems)} valid, {len(problems)} will be rejected")  # fmt: skip
+    console.print(
+        f"sent {sent} examples of task [bold]{task}[/bold] to Kafka; "
+        f"{sent - len(problems)} valid, {len(problems)} will be rejected"
+    )
     for line, problem in problems[:10]:
         console.print(f"  line {line}: {problem}")
 

@@ -102,8 +102,12 @@ class CycleRunner:
         try:
             await self._run_steps(cycle_id, task)
         except asyncio.CancelledError:
-            await self.store.call(update_cycle, cycle_id, state="failed",
-                                  error="the control plane stopped during the cycle")  # fmt: skip
+            await self.store.call(
+                update_cycle,
+                cycle_id,
+                state="failed",
+                error="the control plane stopped during the cycle",
+            )
             raise
         except Exception as error:
             log.exception("cycle %s of %s failed", cycle_id, task.name)
@@ -114,11 +118,18 @@ class CycleRunner:
         champion_record = champion_id and await self.store.call(get_adapter, champion_id)
         baseline = champion_record.snapshot_id if champion_record else None
         snapshot = await self.store.call(
-            build_snapshot, task=task, snapshots_dir=self.paths.snapshots_dir,
+            build_snapshot,
+            task=task,
+            snapshots_dir=self.paths.snapshots_dir,
             baseline_snapshot_id=baseline,
-        )  # fmt: skip
-        await self.store.call(update_cycle, cycle_id, state="training", lease_s=self.lease_s,
-                              snapshot_id=snapshot.snapshot_id)  # fmt: skip
+        )
+        await self.store.call(
+            update_cycle,
+            cycle_id,
+            state="training",
+            lease_s=self.lease_s,
+            snapshot_id=snapshot.snapshot_id,
+        )
         if snapshot.count(split="train", new=True) == 0:
             raise CycleError("no new training examples since the champion's snapshot")
         job = {
@@ -143,9 +154,14 @@ class CycleRunner:
             return await asyncio.wait_for(self._remote(cycle_id, work), self.timeout_s)
         with open(work / "worker.log", "ab") as worker_log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "training.cycle_worker", str(work / "job.json"),
-                str(work / "result.json"), stdout=asyncio.subprocess.PIPE, stderr=worker_log,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "training.cycle_worker",
+                str(work / "job.json"),
+                str(work / "result.json"),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=worker_log,
+            )
             try:
                 await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
             except (TimeoutError, asyncio.CancelledError):
@@ -171,8 +187,9 @@ class CycleRunner:
         except ValueError:
             return
         state = "evaluating" if progress.get("phase") == "evaluating" else "training"
-        await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s, state=state,
-                              progress=progress)  # fmt: skip
+        await self.store.call(
+            update_cycle, cycle_id, lease_s=self.lease_s, state=state, progress=progress
+        )
 
     async def _remote(self, cycle_id: str, work: Path) -> dict[str, Any]:
         """Queue the job for a training worker on another machine and follow it through the
@@ -198,11 +215,14 @@ class CycleRunner:
                 raise CycleError(f"the training worker failed: {reason}")
             if not (work / job_queue.CLAIMED).exists():
                 heard = time.monotonic()  # waiting in the queue is not silence
-                await self.store.call(update_cycle, cycle_id, lease_s=self.lease_s,
-                                      progress={"phase": "queued"})  # fmt: skip
+                await self.store.call(
+                    update_cycle, cycle_id, lease_s=self.lease_s, progress={"phase": "queued"}
+                )
             elif time.monotonic() - heard > self.lease_s:
-                raise CycleError(f"the training worker went silent for {self.lease_s:.0f} s "
-                                 f"({(work / job_queue.CLAIMED).read_text().strip()})")  # fmt: skip
+                raise CycleError(
+                    f"the training worker went silent for {self.lease_s:.0f} s "
+                    f"({(work / job_queue.CLAIMED).read_text().strip()})"
+                )
             await asyncio.sleep(0.5)
 
     async def _record(
@@ -216,27 +236,51 @@ class CycleRunner:
         decision = decide(result["scores"], task.gate, metric=task.metric)
         adapter_id = result["adapter_id"]
         await self.store.call(
-            register_adapter, adapter_id=adapter_id, task=task.name,
-            base_model=result["base_model"], parent_adapter=champion_id,
-            snapshot_id=snapshot_id, path=Path(result["adapter_path"]),
+            register_adapter,
+            adapter_id=adapter_id,
+            task=task.name,
+            base_model=result["base_model"],
+            parent_adapter=champion_id,
+            snapshot_id=snapshot_id,
+            path=Path(result["adapter_path"]),
             metadata=result["metadata"],
-        )  # fmt: skip
-        await self.store.call(update_cycle, cycle_id, state="decided", adapter_id=adapter_id,
-                              verdict=decision.verdict, decision=decision.as_dict())  # fmt: skip
-        await self.store.call(audit, actor="gate", action=f"gate:{decision.verdict}",
-                              task=task.name, details={"cycle_id": cycle_id,
-                                                       "adapter_id": adapter_id,
-                                                       "reasons": decision.reasons})  # fmt: skip
-        log.info("cycle %s of %s: %s (%s)", cycle_id, task.name, decision.verdict,
-                 "; ".join(decision.reasons))  # fmt: skip
+        )
+        await self.store.call(
+            update_cycle,
+            cycle_id,
+            state="decided",
+            adapter_id=adapter_id,
+            verdict=decision.verdict,
+            decision=decision.as_dict(),
+        )
+        await self.store.call(
+            audit,
+            actor="gate",
+            action=f"gate:{decision.verdict}",
+            task=task.name,
+            details={"cycle_id": cycle_id, "adapter_id": adapter_id, "reasons": decision.reasons},
+        )
+        log.info(
+            "cycle %s of %s: %s (%s)",
+            cycle_id,
+            task.name,
+            decision.verdict,
+            "; ".join(decision.reasons),
+        )
         if decision.verdict == "promote":
-            await self.promote(task.name, adapter_id, actor="gate", action="promote",
-                               reason="; ".join(decision.reasons))  # fmt: skip
+            await self.promote(
+                task.name,
+                adapter_id,
+                actor="gate",
+                action="promote",
+                reason="; ".join(decision.reasons),
+            )
         elif decision.verdict == "reject":
             shutil.rmtree(self.paths.cycles_dir / cycle_id / "scratch", ignore_errors=True)
 
-    async def _verified(self, task: str, adapter_id: str, *, actor: str, action: str
-                        ) -> AdapterRecord:  # fmt: skip
+    async def _verified(
+        self, task: str, adapter_id: str, *, actor: str, action: str
+    ) -> AdapterRecord:
         """The adapter's record once its files are checked against its content hash."""
         record = await self.store.call(get_adapter, adapter_id)
         if record is None or record.task != task:
@@ -245,8 +289,9 @@ class CycleRunner:
             await asyncio.to_thread(verify_adapter, Path(record.path))
         except (OSError, ValueError) as error:
             details = {"adapter_id": adapter_id, "reason": str(error)}
-            await self.store.call(audit, actor=actor, action=f"{action}:refused", task=task,
-                                  details=details)  # fmt: skip
+            await self.store.call(
+                audit, actor=actor, action=f"{action}:refused", task=task, details=details
+            )
             log.error("refused to %s %s for %s: %s", action, adapter_id, task, error)
             raise AdapterRefusedError(
                 f"{error}; the champion is unchanged. Run a new cycle to train a fresh candidate."
@@ -261,13 +306,20 @@ class CycleRunner:
         record = None
         if adapter_id is not None:
             record = await self._verified(task, adapter_id, actor=actor, action=action)
-        message = await self.store.call(set_champion, task=task, adapter_id=adapter_id,
-                                        actor=actor, action=action, reason=reason)  # fmt: skip
+        message = await self.store.call(
+            set_champion,
+            task=task,
+            adapter_id=adapter_id,
+            actor=actor,
+            action=action,
+            reason=reason,
+        )
         if self.producer is not None:  # servers swap first; bookkeeping follows
             await self.producer.send_and_wait(
                 PROMOTIONS, json.dumps(message).encode(), key=task.encode()
             )
         if record is not None and action in ("promote", "approve"):
-            await self.store.call(remember_fixed_mistakes, task=task,
-                                  snapshot_id=record.snapshot_id)  # fmt: skip
+            await self.store.call(
+                remember_fixed_mistakes, task=task, snapshot_id=record.snapshot_id
+            )
         return message

@@ -165,13 +165,15 @@ class IngestAgent:
         result = await self._write(batch.decoded, batch.ranges)
         self.counters.add(result)
         if batch.assignment != self._assignments.current:
-            log.warning("the consumer group rebalanced while a batch was in flight: it is stored, "
-                        "and its partitions are read again from their last commit")  # fmt: skip
+            log.warning(
+                "the consumer group rebalanced while a batch was in flight: it is stored, "
+                "and its partitions are read again from their last commit"
+            )
             return
         try:
-            await self._consumer.commit({
-                tp: OffsetAndMetadata(offset, "") for tp, offset in batch.offsets.items()
-            })  # fmt: skip
+            await self._consumer.commit(
+                {tp: OffsetAndMetadata(offset, "") for tp, offset in batch.offsets.items()}
+            )
         except CommitFailedError as error:
             # The group rebalanced meanwhile: the batch is stored, and the partition's new
             # owner re-reads it; the writer's idempotency makes that harmless.

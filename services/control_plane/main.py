@@ -34,7 +34,6 @@ from training.cycle_records import recover_stale_cycles
 log = logging.getLogger(__name__)
 
 
-
 def run(settings: Settings) -> None:
     """Start everything, serve until a signal, stop everything. Raises ServiceError early."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -130,14 +129,23 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
             asyncio.create_task(server.serve(), name="api"),
             asyncio.create_task(stop.wait(), name="signal"),
         }
-        _write_private(settings.run_dir / "control-plane.json", json.dumps({
-            "pid": os.getpid(), "api_url": f"http://{settings.api_host}:{settings.api_port}",
-            "host": socket.gethostname(),
-        }))  # fmt: skip
+        _write_private(
+            settings.run_dir / "control-plane.json",
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "api_url": f"http://{settings.api_host}:{settings.api_port}",
+                    "host": socket.gethostname(),
+                }
+            ),
+        )
         log.info(
             "control plane up: API http://%s:%d, Kafka %s, store %s",
-            settings.api_host, settings.api_port, settings.bootstrap, settings.db_path,
-        )  # fmt: skip
+            settings.api_host,
+            settings.api_port,
+            settings.bootstrap,
+            settings.db_path,
+        )
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
         state.scheduler.shutdown()

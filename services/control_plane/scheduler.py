@@ -26,9 +26,13 @@ class RetrainingScheduler:
         self.runner = runner
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.add_job(
-            self.check_triggers, "interval", seconds=interval_s, id="count-triggers",
-            max_instances=1, coalesce=True,
-        )  # fmt: skip
+            self.check_triggers,
+            "interval",
+            seconds=interval_s,
+            id="count-triggers",
+            max_instances=1,
+            coalesce=True,
+        )
 
     def start(self) -> None:
         self._scheduler.start()
@@ -44,9 +48,13 @@ class RetrainingScheduler:
         for task in await self.store.call(list_tasks):
             if task.triggers.cron:
                 self._scheduler.add_job(
-                    self._cron_cycle, CronTrigger.from_crontab(task.triggers.cron, timezone="UTC"),
-                    args=[task.name], id=f"cron:{task.name}", max_instances=1, coalesce=True,
-                )  # fmt: skip
+                    self._cron_cycle,
+                    CronTrigger.from_crontab(task.triggers.cron, timezone="UTC"),
+                    args=[task.name],
+                    id=f"cron:{task.name}",
+                    max_instances=1,
+                    coalesce=True,
+                )
 
     async def check_triggers(self) -> list[str]:
         """Start a cycle for every task whose count trigger is met; returns the cycle ids."""

@@ -114,9 +114,11 @@ async def caller(
     """The caller's principal; 401 without a valid token, 403 unless its role is app."""
     state: ServerState = request.app.state.server
     if credentials is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "send a token as 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send a token as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     client = request.client.host if request.client else "unknown"
     refuse_if_blocked(state.auth_limiter, client)
     try:
@@ -125,12 +127,16 @@ async def caller(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     if principal is None:
         state.auth_limiter.failed(client)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if principal.role not in ("app", "admin"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"a {principal.role} token cannot call the inference server; "
-                            "it needs role app")  # fmt: skip
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a {principal.role} token cannot call the inference server; it needs role app",
+        )
     return principal
 
 
@@ -164,8 +170,9 @@ def create_app(state: ServerState) -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
         users = [m.content for m in body.messages if m.role == "user" and m.content]
         if not users:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                "messages hold no user message with content")  # fmt: skip
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "messages hold no user message with content"
+            )
         limit = body.max_completion_tokens or body.max_tokens
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
         result = await answer(state, body.model, users[-1], metadata, limit)
@@ -174,20 +181,29 @@ def create_app(state: ServerState) -> FastAPI:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.model,
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": result.output}}],
-            "usage": {"prompt_tokens": result.prompt_tokens,
-                      "completion_tokens": result.output_tokens,
-                      "total_tokens": result.prompt_tokens + result.output_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": result.output},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.output_tokens,
+                "total_tokens": result.prompt_tokens + result.output_tokens,
+            },
             "system_fingerprint": result.adapter_id or "base",
             "flywheel": result.model_dump(),
-        }  # fmt: skip
+        }
 
     @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
     async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
         try:
-            event = FeedbackEvent(event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC),
-                                  **body.model_dump())  # fmt: skip
+            event = FeedbackEvent(
+                event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), **body.model_dump()
+            )
         except ValidationError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
         await asyncio.to_thread(state.client.emit, event)
@@ -204,21 +220,34 @@ async def _openai_style_error(request: Request, error: Exception) -> JSONRespons
     else:
         assert isinstance(error, HTTPException)
         code, detail = error.status_code, str(error.detail)
-    kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-            422: "invalid_request_error", 400: "invalid_request_error"}.get(code, "api_error")
+    kind = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        422: "invalid_request_error",
+        400: "invalid_request_error",
+    }.get(code, "api_error")
     headers = getattr(error, "headers", None)
-    return JSONResponse({"detail": detail, "error": {"message": detail, "type": kind,
-                                                     "code": code}},
-                        status_code=code, headers=headers)  # fmt: skip
+    return JSONResponse(
+        {"detail": detail, "error": {"message": detail, "type": kind, "code": code}},
+        status_code=code,
+        headers=headers,
+    )
 
 
 def explain_validation(errors: Sequence[Any]) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
-                     for e in errors)  # fmt: skip
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in errors
+    )
 
 
-async def answer(state: ServerState, task_name: str, text: str, metadata: dict[str, Any],
-                 max_new_tokens: int | None) -> Answer:  # fmt: skip
+async def answer(
+    state: ServerState,
+    task_name: str,
+    text: str,
+    metadata: dict[str, Any],
+    max_new_tokens: int | None,
+) -> Answer:
     if not state.ready:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still loading")
     try:
@@ -243,14 +272,26 @@ async def answer(state: ServerState, task_name: str, text: str, metadata: dict[s
     prediction: Prediction = predictions[0]
     latency_ms = (time.perf_counter() - started) * 1000
     event = InferenceEvent(
-        event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), task=task_name, input=text,
-        output=prediction.output, base_model=state.base_model_name, adapter_id=adapter_id,
-        latency_ms=round(latency_ms, 3), mean_logprob=round(prediction.mean_logprob, 6),
+        event_id=uuid.uuid4().hex,
+        occurred_at=datetime.now(UTC),
+        task=task_name,
+        input=text,
+        output=prediction.output,
+        base_model=state.base_model_name,
+        adapter_id=adapter_id,
+        latency_ms=round(latency_ms, 3),
+        mean_logprob=round(prediction.mean_logprob, 6),
         metadata=metadata,
-    )  # fmt: skip
+    )
     await asyncio.to_thread(state.client.emit, event)
-    return Answer(inference_id=event.event_id, task=task_name, output=prediction.output,
-                  adapter_id=adapter_id, base_model=state.base_model_name,
-                  mean_logprob=prediction.mean_logprob, latency_ms=latency_ms,
-                  prompt_tokens=prediction.prompt_tokens,
-                  output_tokens=prediction.output_tokens)  # fmt: skip
+    return Answer(
+        inference_id=event.event_id,
+        task=task_name,
+        output=prediction.output,
+        adapter_id=adapter_id,
+        base_model=state.base_model_name,
+        mean_logprob=prediction.mean_logprob,
+        latency_ms=latency_ms,
+        prompt_tokens=prediction.prompt_tokens,
+        output_tokens=prediction.output_tokens,
+    )

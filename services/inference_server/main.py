@@ -80,18 +80,32 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
 
     async def refuse(task: str, adapter_id: str | None, reason: str) -> None:
         refused.append({"task": task, "adapter_id": adapter_id, "reason": reason})
-        await link.alert(kind="adapter_refused", task=task, adapter_id=adapter_id,
-                         reason=reason, server=server_name)  # fmt: skip
+        await link.alert(
+            kind="adapter_refused",
+            task=task,
+            adapter_id=adapter_id,
+            reason=reason,
+            server=server_name,
+        )
 
     follower = PromotionFollower(
-        bootstrap=settings.bootstrap, book=book, host=host, adapters_dir=settings.adapters_dir,
+        bootstrap=settings.bootstrap,
+        book=book,
+        host=host,
+        adapters_dir=settings.adapters_dir,
         on_refused=refuse,
-    )  # fmt: skip
-    state = ServerState(host=host, link=link, book=book, follower=follower, client=client,
-                        base_model_name=settings.base_model or base_path.name,
-                        max_new_tokens=settings.serve_max_new_tokens, refused=refused,
-                        auth_limiter=FailedAuthLimiter(settings.auth_max_failures,
-                                                       settings.auth_failure_window_s))  # fmt: skip
+    )
+    state = ServerState(
+        host=host,
+        link=link,
+        book=book,
+        follower=follower,
+        client=client,
+        base_model_name=settings.base_model or base_path.name,
+        max_new_tokens=settings.serve_max_new_tokens,
+        refused=refused,
+        auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
+    )
     server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
     stop = stop_on_signals()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
@@ -102,10 +116,15 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
             await follower.apply(row["name"], row.get("champion"), row.get("champion_since"))
         state.ready = True
         url = f"http://{settings.serve_host}:{settings.serve_port}"
-        run_file.write_text(json.dumps({"pid": os.getpid(), "url": url,
-                                        "host": socket.gethostname()}))  # fmt: skip
-        log.info("inference server up: http://%s:%d, serving %s", settings.serve_host,
-                 settings.serve_port, book.as_dict())  # fmt: skip
+        run_file.write_text(
+            json.dumps({"pid": os.getpid(), "url": url, "host": socket.gethostname()})
+        )
+        log.info(
+            "inference server up: http://%s:%d, serving %s",
+            settings.serve_host,
+            settings.serve_port,
+            book.as_dict(),
+        )
         tasks = {
             asyncio.create_task(follower.run(), name="promotions"),
             asyncio.create_task(server.serve(), name="api"),

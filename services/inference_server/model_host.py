@@ -75,8 +75,9 @@ class _ModelThread:
 
 
 class ModelHost:
-    def __init__(self, base_model: Path, *, max_adapters: int = 8, threads: int | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, base_model: Path, *, max_adapters: int = 8, threads: int | None = None
+    ) -> None:
         self.base_model = base_model
         self.max_adapters = max_adapters
         self._threads = threads
@@ -103,8 +104,9 @@ class ModelHost:
 
     # -- on the model thread ----------------------------------------------------------------
 
-    async def call(self, choose: Callable[[], str | None], fn: Callable[[Any, Any], T]
-                   ) -> tuple[str | None, T]:  # fmt: skip
+    async def call(
+        self, choose: Callable[[], str | None], fn: Callable[[Any, Any], T]
+    ) -> tuple[str | None, T]:
         """Run ``fn(model, tokenizer)`` with the adapter ``choose()`` names when the call
         starts (None: the base model); returns that adapter id and fn's result."""
 

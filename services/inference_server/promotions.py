@@ -26,10 +26,15 @@ log = logging.getLogger(__name__)
 
 
 class PromotionFollower:
-    def __init__(self, *, bootstrap: str, book: ChampionBook, host: ModelHost,
-                 adapters_dir: Path,
-                 on_refused: Callable[[str, str | None, str], Awaitable[None]]
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        book: ChampionBook,
+        host: ModelHost,
+        adapters_dir: Path,
+        on_refused: Callable[[str, str | None, str], Awaitable[None]],
+    ) -> None:
         self.bootstrap = bootstrap
         self.book = book
         self.host = host
@@ -50,8 +55,13 @@ class PromotionFollower:
                 directory = adapter_dir(self.adapters_dir, adapter_id)
                 await self.host.ensure_loaded(adapter_id, directory)
             except (AdapterLoadError, ValueError) as error:
-                log.error("refused champion %s of task %s: %s; still serving %s", adapter_id,
-                          task, error, self.book.current(task) or "the base model")  # fmt: skip
+                log.error(
+                    "refused champion %s of task %s: %s; still serving %s",
+                    adapter_id,
+                    task,
+                    error,
+                    self.book.current(task) or "the base model",
+                )
                 await self.on_refused(task, adapter_id, str(error))
                 return False
         previous = self.book.current(task)
@@ -59,16 +69,23 @@ class PromotionFollower:
         self.last_swap_s = time.perf_counter() - started
         self.swaps += 1
         await self.host.pin(self.book.adapters())
-        log.info("task %s now served by %s (was %s), swapped in %.3f s", task,
-                 adapter_id or "the base model", previous or "the base model",
-                 self.last_swap_s)  # fmt: skip
+        log.info(
+            "task %s now served by %s (was %s), swapped in %.3f s",
+            task,
+            adapter_id or "the base model",
+            previous or "the base model",
+            self.last_swap_s,
+        )
         return True
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-            fetch_max_wait_ms=100, client_id="flywheel-inference-server",
-        )  # fmt: skip
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=100,
+            client_id="flywheel-inference-server",
+        )
         await consumer.start()
         partitions = consumer.partitions_for_topic(PROMOTIONS) or set()
         if not partitions:

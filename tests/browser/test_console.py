@@ -37,18 +37,35 @@ def page(tmp_path: Path):
 
 def send_answers(plane: ControlPlaneProcess) -> None:
     now = datetime.now(UTC).isoformat()
-    answers = [{"event_id": f"answer-{i}", "occurred_at": now, "type": "inference",
-                "task": "money", "input": text, "output": "no", "base_model": "tiny",
-                "mean_logprob": logprob}
-               for i, (text, logprob) in enumerate([("please wire 900 dollars", -0.2),
-                                                    ("lunch on friday?", -2.0)])]  # fmt: skip
-    complaint = {"event_id": "complaint", "occurred_at": now, "type": "feedback",
-                 "task": "money", "inference_id": "answer-0", "signal": "thumbs_down"}  # fmt: skip
+    answers = [
+        {
+            "event_id": f"answer-{i}",
+            "occurred_at": now,
+            "type": "inference",
+            "task": "money",
+            "input": text,
+            "output": "no",
+            "base_model": "tiny",
+            "mean_logprob": logprob,
+        }
+        for i, (text, logprob) in enumerate(
+            [("please wire 900 dollars", -0.2), ("lunch on friday?", -2.0)]
+        )
+    ]
+    complaint = {
+        "event_id": "complaint",
+        "occurred_at": now,
+        "type": "feedback",
+        "task": "money",
+        "inference_id": "answer-0",
+        "signal": "thumbs_down",
+    }
     token = create_token(plane, "app")
     response = plane.post("/v1/events", {"events": [*answers, complaint]}, token=token)
     assert response.json()["accepted"] == 3
-    plane.wait_for(lambda s: s["events"]["feedback"]["stored"] == 1
-                   and s["events"]["inference"]["stored"] >= 2)  # fmt: skip
+    plane.wait_for(
+        lambda s: s["events"]["feedback"]["stored"] == 1 and s["events"]["inference"]["stored"] >= 2
+    )
 
 
 def log_in(page: Page, url: str, token: str) -> None:
@@ -86,8 +103,11 @@ def test_review_queue_with_the_keyboard_then_approve_a_candidate(plane, page, tm
 
     import_examples(plane, tmp_path, "money", already=2)
     cycle_id = plane.post("/v1/tasks/money/cycles", {}).json()["cycle_id"]
-    plane.wait_until(lambda: plane.get(f"/v1/cycles/{cycle_id}"),
-                     lambda c: c["verdict"] == "await_approval", timeout_s=180)  # fmt: skip
+    plane.wait_until(
+        lambda: plane.get(f"/v1/cycles/{cycle_id}"),
+        lambda c: c["verdict"] == "await_approval",
+        timeout_s=180,
+    )
     log_in(page, plane.url, create_token(plane, "operator", "olga"))
     expect(page.locator(".card[data-task=money] .champion")).to_have_text("base model")
     expect(page.locator(".card[data-task=money] svg")).to_be_visible()  # ground-truth growth

@@ -19,11 +19,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 def test_promoted_adapter_improves_held_out_accuracy_and_a_poisoned_batch_is_rejected(tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "FLYWHEEL_API_PORT": str(free_port()),
-           "FLYWHEEL_EMBEDDED_BROKER_PORT": str(free_port())}  # fmt: skip
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(home),
+        "FLYWHEEL_API_PORT": str(free_port()),
+        "FLYWHEEL_EMBEDDED_BROKER_PORT": str(free_port()),
+    }
     try:
-        result = subprocess.run([sys.executable, "-m", "services.demo"], env=env,
-                                capture_output=True, text=True, timeout=3600)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "services.demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         summary = json.loads((home / "demo" / "summary.json").read_text())
         # The demo leaves the service running: the console answers, the server serves.
@@ -33,8 +42,13 @@ def test_promoted_adapter_improves_held_out_accuracy_and_a_poisoned_batch_is_rej
         assert health["champions"]["spam"] == summary["champion"]
         assert summary["served"] == 30 and summary["review_queue"]["pending"] > 0
     finally:
-        down = subprocess.run([sys.executable, "-m", "services.cli.main", "down"], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        down = subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "down"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert "stopped control-plane" in down.stdout, down.stdout + down.stderr
     assert summary["first_verdict"] == "promote", summary
     assert summary["held_out_after"] >= summary["held_out_before"] + 0.1, summary
@@ -46,7 +60,8 @@ def test_promoted_adapter_improves_held_out_accuracy_and_a_poisoned_batch_is_rej
     assert [v for (v,) in verdicts.fetchall()] == ["promote", "reject"]
     lineage = db.execute(
         "SELECT count(*) FROM adapters a JOIN snapshot_examples s USING (snapshot_id) "
-        "WHERE a.adapter_id = ?", [summary["champion"]]
+        "WHERE a.adapter_id = ?",
+        [summary["champion"]],
     ).fetchone()
     assert lineage[0] >= 200  # the champion traces back to the examples that made it
     db.close()

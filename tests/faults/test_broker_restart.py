@@ -17,15 +17,19 @@ pytestmark = pytest.mark.integration
 def test_broker_down_then_up_spools_and_replays_everything(control_plane, broker, tmp_path):
     spool_dir = tmp_path / "spool"
     first = FlywheelClient(control_plane.bootstrap, spool_dir=spool_dir, linger_s=60)
-    early = [first.log_inference(task="spam", input=f"early {i}", output="ham",
-                                 base_model="smollm2") for i in range(50)]  # fmt: skip
+    early = [
+        first.log_inference(task="spam", input=f"early {i}", output="ham", base_model="smollm2")
+        for i in range(50)
+    ]
     first.flush()
     control_plane.wait_for(lambda s: stored(s, "inference") == 50)
 
     broker.stop()
     started = time.monotonic()
-    during = [first.log_inference(task="spam", input=f"outage {i}", output="ham",
-                                  base_model="smollm2") for i in range(300)]  # fmt: skip
+    during = [
+        first.log_inference(task="spam", input=f"outage {i}", output="ham", base_model="smollm2")
+        for i in range(300)
+    ]
     result = first.flush(timeout_s=2)
     assert result.spooled == 300 and first.spooled == 300
     assert time.monotonic() - started < 20, "an app must not hang while the broker is down"

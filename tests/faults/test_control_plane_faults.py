@@ -28,9 +28,15 @@ def produce_steadily(bootstrap: str, ids: list[str], per_second: int) -> None:
     chunk = max(1, per_second // 20)
     for start in range(0, len(ids), chunk):
         for event_id in ids[start : start + chunk]:
-            event = {"type": "inference", "event_id": event_id, "occurred_at": occurred,
-                     "task": "spam", "input": f"email {event_id}", "output": "ham",
-                     "base_model": "smollm2"}  # fmt: skip
+            event = {
+                "type": "inference",
+                "event_id": event_id,
+                "occurred_at": occurred,
+                "task": "spam",
+                "input": f"email {event_id}",
+                "output": "ham",
+                "base_model": "smollm2",
+            }
             producer.send(INFERENCE, json.dumps(event).encode(), key=b"spam")
         time.sleep(0.05)
     producer.flush(30)
@@ -60,8 +66,11 @@ def test_kill_9_mid_stream_then_restart_stores_every_event_exactly_once(control_
 def run_up(env: dict[str, str], timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", "up"],
-        env=env, capture_output=True, text=True, timeout=timeout_s,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def test_second_control_plane_on_the_same_home_fails_clearly(control_plane):

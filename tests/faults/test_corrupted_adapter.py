@@ -49,10 +49,19 @@ def test_corrupted_adapter_is_refused_and_the_champion_keeps_serving(plane, tmp_
         # A promotion message for it anyway (say, from a control plane whose copy was whole):
         # the server checks the files itself, keeps the champion and tells the operators.
         producer = KafkaProducer(bootstrap_servers=plane.bootstrap)
-        producer.send(PROMOTIONS, key=b"money", value=json.dumps({
-            "task": "money", "adapter_id": cycle["adapter_id"], "action": "promote",
-            "actor": "elsewhere", "at": datetime.now(UTC).isoformat(),
-        }).encode())  # fmt: skip
+        producer.send(
+            PROMOTIONS,
+            key=b"money",
+            value=json.dumps(
+                {
+                    "task": "money",
+                    "adapter_id": cycle["adapter_id"],
+                    "action": "promote",
+                    "actor": "elsewhere",
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            ).encode(),
+        )
         producer.flush()
         producer.close()
         deadline = time.monotonic() + 30
@@ -62,8 +71,12 @@ def test_corrupted_adapter_is_refused_and_the_champion_keeps_serving(plane, tmp_
         assert health["refused_adapters"][0]["adapter_id"] == cycle["adapter_id"]
         assert health["champions"]["money"] == champion
         app = create_token(plane, "app")
-        answer = httpx.post(f"{server.url}/v1/generate", json={"task": "money", "input": "pay"},
-                            headers={"Authorization": f"Bearer {app}"}, timeout=30)  # fmt: skip
+        answer = httpx.post(
+            f"{server.url}/v1/generate",
+            json={"task": "money", "input": "pay"},
+            headers={"Authorization": f"Bearer {app}"},
+            timeout=30,
+        )
         assert answer.status_code == 200 and answer.json()["adapter_id"] == champion
         audit = plane.get("/v1/audit?task=money")
         actions = {entry["action"] for entry in audit}

@@ -24,15 +24,21 @@ def test_killed_training_leaves_nothing_half_registered_and_the_next_cycle_runs(
     started = plane.post("/v1/tasks/crashy/cycles", {})
     assert started.status_code == 202
     cycle_id = started.json()["cycle_id"]
-    plane.wait_until(lambda: plane.get(f"/v1/cycles/{cycle_id}"),
-                     lambda c: (c.get("progress") or {}).get("step", 0) >= 2)  # fmt: skip
+    plane.wait_until(
+        lambda: plane.get(f"/v1/cycles/{cycle_id}"),
+        lambda c: (c.get("progress") or {}).get("step", 0) >= 2,
+    )
     assert plane.post("/v1/tasks/crashy/cycles", {}).status_code == 409  # one at a time
-    workers = [p for p in psutil.Process(plane.process.pid).children(recursive=True)
-               if "training.cycle_worker" in " ".join(p.cmdline())]  # fmt: skip
+    workers = [
+        p
+        for p in psutil.Process(plane.process.pid).children(recursive=True)
+        if "training.cycle_worker" in " ".join(p.cmdline())
+    ]
     assert len(workers) == 1
     workers[0].send_signal(signal.SIGKILL)
-    failed = plane.wait_until(lambda: plane.get(f"/v1/cycles/{cycle_id}"),
-                              lambda c: c["state"] == "failed")  # fmt: skip
+    failed = plane.wait_until(
+        lambda: plane.get(f"/v1/cycles/{cycle_id}"), lambda c: c["state"] == "failed"
+    )
     assert "exited with code" in failed["error"]
     assert plane.get("/v1/adapters?task=crashy") == []
     assert not [p for p in (plane.home / "adapters").glob("*") if not p.name.startswith(".")]

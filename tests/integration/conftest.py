@@ -11,5 +11,11 @@ from tests.processes import (
     stored,
 )
 
-__all__ = ["ControlPlaneProcess", "InferenceServerProcess", "create_token", "dump", "rejected",
-           "stored"]  # fmt: skip
+__all__ = [
+    "ControlPlaneProcess",
+    "InferenceServerProcess",
+    "create_token",
+    "dump",
+    "rejected",
+    "stored",
+]

@@ -25,21 +25,30 @@ def fuzz(base_url: str, token: str) -> list[str]:
     raw = httpx.get(f"{base_url}/openapi.json").json()
     schema = schemathesis.openapi.from_dict(raw)
     problems: list[str] = []
-    session = httpx.Client(base_url=base_url, timeout=60,
-                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    session = httpx.Client(
+        base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    )
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == len(raw["paths"]) or len(operations) > len(raw["paths"])
 
     for operation in operations:
 
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def check(case):
             kwargs = case.as_transport_kwargs(base_url=base_url)
-            response = session.request(kwargs["method"], kwargs["url"],
-                                       params=kwargs.get("params"), json=kwargs.get("json"),
-                                       content=kwargs.get("data"))  # fmt: skip
+            response = session.request(
+                kwargs["method"],
+                kwargs["url"],
+                params=kwargs.get("params"),
+                json=kwargs.get("json"),
+                content=kwargs.get("data"),
+            )
             label = f"{case.method} {case.formatted_path} → {response.status_code}"
             if response.status_code >= 500:
                 problems.append(f"{label}: {response.text[:300]}")

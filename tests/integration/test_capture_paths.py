@@ -25,9 +25,15 @@ def now() -> str:
 
 def inference(event_id: str, task: str = "spam", **extra: object) -> dict:
     return {
-        "type": "inference", "event_id": event_id, "occurred_at": now(), "task": task,
-        "input": f"input of {event_id}", "output": "ham", "base_model": "smollm2", **extra,
-    }  # fmt: skip
+        "type": "inference",
+        "event_id": event_id,
+        "occurred_at": now(),
+        "task": task,
+        "input": f"input of {event_id}",
+        "output": "ham",
+        "base_model": "smollm2",
+        **extra,
+    }
 
 
 def app_token(plane: ControlPlaneProcess, role: str = "app") -> str:
@@ -57,18 +63,38 @@ def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
     token = app_token(control_plane)
     events = [
         inference("http-1"),
-        {"type": "feedback", "event_id": "http-2", "occurred_at": now(), "task": "spam",
-         "inference_id": "http-1", "signal": "thumbs_down"},
-        {"type": "correction", "event_id": "http-3", "occurred_at": now(), "task": "spam",
-         "inference_id": "http-1", "corrected_output": "spam", "reviewer": "ana"},
+        {
+            "type": "feedback",
+            "event_id": "http-2",
+            "occurred_at": now(),
+            "task": "spam",
+            "inference_id": "http-1",
+            "signal": "thumbs_down",
+        },
+        {
+            "type": "correction",
+            "event_id": "http-3",
+            "occurred_at": now(),
+            "task": "spam",
+            "inference_id": "http-1",
+            "corrected_output": "spam",
+            "reviewer": "ana",
+        },
         inference("http-4", input="bad\u0000input"),
-        {"type": "feedback", "event_id": "http-5", "occurred_at": now(), "task": "spam",
-         "inference_id": "http-1", "signal": "rating"},
-    ]  # fmt: skip
+        {
+            "type": "feedback",
+            "event_id": "http-5",
+            "occurred_at": now(),
+            "task": "spam",
+            "inference_id": "http-1",
+            "signal": "rating",
+        },
+    ]
     response = httpx.post(
-        f"{control_plane.url}/v1/events", json={"events": events},
+        f"{control_plane.url}/v1/events",
+        json={"events": events},
         headers=control_plane.headers(token),
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (3, 2)
@@ -77,8 +103,11 @@ def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
     assert "rating" in by_id["http-5"]["reason"]
 
     status = control_plane.wait_for(
-        lambda s: stored(s, "inference") == 1 and stored(s, "correction") == 1
-        and stored(s, "feedback") == 1
+        lambda s: (
+            stored(s, "inference") == 1
+            and stored(s, "correction") == 1
+            and stored(s, "feedback") == 1
+        )
     )
     assert rejected(status, "inference") == 1 and rejected(status, "feedback") == 1
     assert status["tasks"]["spam"]["ground_truth"] == 1
@@ -125,10 +154,19 @@ def test_confluent_kafka_producer_following_the_json_schemas(control_plane):
         event = {key: inference(f"rdk-{i}")[key] for key in schema["required"]}
         event["type"] = "inference"
         producer.produce(INFERENCE, json.dumps(event).encode(), key=b"spam")
-    producer.produce(FEEDBACK, json.dumps({
-        "type": "feedback", "event_id": "rdk-fb", "occurred_at": now(), "task": "spam",
-        "inference_id": "rdk-0", "signal": "accepted",
-    }).encode())  # fmt: skip
+    producer.produce(
+        FEEDBACK,
+        json.dumps(
+            {
+                "type": "feedback",
+                "event_id": "rdk-fb",
+                "occurred_at": now(),
+                "task": "spam",
+                "inference_id": "rdk-0",
+                "signal": "accepted",
+            }
+        ).encode(),
+    )
     # Malformed and oversized events from a foreign producer: dead-lettered, never blocking.
     producer.produce(INFERENCE, b"\xff\xfe not json at all")
     producer.produce(CORRECTIONS, json.dumps(inference("wrong-topic")).encode())
@@ -137,8 +175,11 @@ def test_confluent_kafka_producer_following_the_json_schemas(control_plane):
     assert producer.flush(20) == 0
 
     status = control_plane.wait_for(
-        lambda s: stored(s, "inference") == 51 and stored(s, "feedback") == 1
-        and rejected(s, "inference") + rejected(s, "correction") == 3
+        lambda s: (
+            stored(s, "inference") == 51
+            and stored(s, "feedback") == 1
+            and rejected(s, "inference") + rejected(s, "correction") == 3
+        )
     )
     assert status["tasks"]["spam"]["ground_truth"] == 1
     reasons = " | ".join(r["reason"] for r in status["top_rejection_reasons"])
@@ -161,9 +202,11 @@ def test_import_jsonl_goes_through_kafka_and_is_idempotent(control_plane, tmp_pa
         assert result.returncode == 0, result.stderr
         assert "40 valid, 2 will be rejected" in result.stdout
     status = control_plane.wait_for(
-        lambda s: s["tasks"].get("faq", {}).get("ground_truth") == 40
-        # each delivery of a bad line is its own dead-letter record: 2 lines x 2 imports
-        and rejected(s, "inference") == 4
-        and s["service"]["ingest"]["duplicates_ignored"] >= 40
+        lambda s: (
+            s["tasks"].get("faq", {}).get("ground_truth") == 40
+            # each delivery of a bad line is its own dead-letter record: 2 lines x 2 imports
+            and rejected(s, "inference") == 4
+            and s["service"]["ingest"]["duplicates_ignored"] >= 40
+        )
     )
     assert stored(status, "inference") == 40

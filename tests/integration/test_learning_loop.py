@@ -18,9 +18,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(home, broker.bootstrap, extra_env={
-        "FLYWHEEL_BASE_MODEL": str(tiny_model_dir), "FLYWHEEL_SCHEDULER_INTERVAL_S": "1",
-    })  # fmt: skip
+    plane = ControlPlaneProcess(
+        home,
+        broker.bootstrap,
+        extra_env={
+            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
+            "FLYWHEEL_SCHEDULER_INTERVAL_S": "1",
+        },
+    )
     plane.start()
     yield plane
     if plane.process is not None and plane.process.poll() is None:
@@ -50,16 +55,25 @@ def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):
     assert shown.returncode == 0, shown.stderr
     versions = json.loads(shown.stdout)["quality"]
     assert [(v["adapter_id"], v["verdict"], v["went_live"]) for v in versions] == [
-        (task["champion"], "promote", True)]
+        (task["champion"], "promote", True)
+    ]
     assert "promote" in plane.cli("audit", "--task", "money").stdout
 
     rolled = plane.cli("rollback", "money")
     assert rolled.returncode == 0 and "the base model" in rolled.stdout
     assert plane.get("/v1/tasks/money")["champion"] is None
     held_out = tmp_path / "held-out.jsonl"
-    held_out.write_text("\n".join(json.dumps({"input": f"memo {i}: pay the invoice" if i % 2
-                                              else f"memo {i}: lunch?", "output": "yes" if i % 2
-                                              else "no"}) for i in range(12)))  # fmt: skip
+    held_out.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "input": f"memo {i}: pay the invoice" if i % 2 else f"memo {i}: lunch?",
+                    "output": "yes" if i % 2 else "no",
+                }
+            )
+            for i in range(12)
+        )
+    )
     for adapter in ("base", task["champion"]):
         scored = plane.cli("eval", "money", "--data", str(held_out), "--adapter", adapter, "--json")
         assert scored.returncode == 0, scored.stderr
@@ -72,7 +86,8 @@ def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):
 
     messages = read_topic(plane.bootstrap, PROMOTIONS, expected=2)
     assert [(m["action"], m["adapter_id"]) for m in messages] == [
-        ("promote", task["champion"]), ("rollback", None)
+        ("promote", task["champion"]),
+        ("rollback", None),
     ]
 
 
@@ -91,7 +106,8 @@ def test_scheduler_starts_one_cycle_when_enough_ground_truth_arrives(plane, tmp_
     import_examples(plane, tmp_path, "auto", count=60)
     cycle = plane.wait_until(lambda: cycles_of(plane, "auto"), lambda cs: len(cs) == 1)[0]
     assert "60 new examples" in cycle["trigger"]
-    plane.wait_until(lambda: plane.get(f"/v1/cycles/{cycle['cycle_id']}"),
-                     lambda c: c["state"] == "decided")  # fmt: skip
+    plane.wait_until(
+        lambda: plane.get(f"/v1/cycles/{cycle['cycle_id']}"), lambda c: c["state"] == "decided"
+    )
     time.sleep(3)  # several more scheduler ticks: nothing new, so no second cycle
     assert len(cycles_of(plane, "auto")) == 1

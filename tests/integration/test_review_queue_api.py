@@ -17,8 +17,9 @@ LEASE_S = 4
 
 @pytest.fixture
 def plane(home, broker):
-    plane = ControlPlaneProcess(home, broker.bootstrap,
-                                extra_env={"FLYWHEEL_REVIEW_LEASE_S": str(LEASE_S)})  # fmt: skip
+    plane = ControlPlaneProcess(
+        home, broker.bootstrap, extra_env={"FLYWHEEL_REVIEW_LEASE_S": str(LEASE_S)}
+    )
     plane.start()
     yield plane
     plane.stop()
@@ -29,8 +30,15 @@ def event(event_id: str, **fields) -> dict:
 
 
 def answer(event_id: str, logprob: float) -> dict:
-    return event(event_id, type="inference", task="spam", input=f"email {event_id}",
-                 output="ham", base_model="smollm2", mean_logprob=logprob)  # fmt: skip
+    return event(
+        event_id,
+        type="inference",
+        task="spam",
+        input=f"email {event_id}",
+        output="ham",
+        base_model="smollm2",
+        mean_logprob=logprob,
+    )
 
 
 class Reviewer:
@@ -39,26 +47,40 @@ class Reviewer:
         self.headers = {"Authorization": f"Bearer {create_token(plane, 'reviewer', name)}"}
 
     def lease(self) -> str | None:
-        response = httpx.post(f"{self.plane.url}/v1/review/lease", json={"task": "spam"},
-                              headers=self.headers)  # fmt: skip
+        response = httpx.post(
+            f"{self.plane.url}/v1/review/lease", json={"task": "spam"}, headers=self.headers
+        )
         assert response.status_code == 200, response.text
         item = response.json()["item"]
         return item and item["inference_id"]
 
     def act(self, inference_id: str, verdict: str, body: dict | None = None) -> httpx.Response:
-        return httpx.post(f"{self.plane.url}/v1/review/items/{inference_id}/{verdict}",
-                          json=body or {}, headers=self.headers)  # fmt: skip
+        return httpx.post(
+            f"{self.plane.url}/v1/review/items/{inference_id}/{verdict}",
+            json=body or {},
+            headers=self.headers,
+        )
 
 
 def test_two_reviewers_leases_expiry_and_verdicts_through_kafka(plane):
     app = {"Authorization": f"Bearer {create_token(plane, 'app')}"}
-    events = [answer("sure", -0.05), answer("unsure", -2.5), answer("complained", -0.1),
-              event("fb-1", type="feedback", task="spam", inference_id="complained",
-                    signal="thumbs_down")]  # fmt: skip
-    assert httpx.post(f"{plane.url}/v1/events", json={"events": events},
-                      headers=app).json()["accepted"] == 4  # fmt: skip
-    plane.wait_for(lambda s: s["events"]["feedback"]["stored"] == 1
-                   and s["events"]["inference"]["stored"] == 3)  # fmt: skip
+    events = [
+        answer("sure", -0.05),
+        answer("unsure", -2.5),
+        answer("complained", -0.1),
+        event(
+            "fb-1", type="feedback", task="spam", inference_id="complained", signal="thumbs_down"
+        ),
+    ]
+    assert (
+        httpx.post(f"{plane.url}/v1/events", json={"events": events}, headers=app).json()[
+            "accepted"
+        ]
+        == 4
+    )
+    plane.wait_for(
+        lambda s: s["events"]["feedback"]["stored"] == 1 and s["events"]["inference"]["stored"] == 3
+    )
 
     ana, ben = Reviewer(plane, "ana"), Reviewer(plane, "ben")
     assert ana.lease() == "complained"  # negative feedback first
@@ -81,8 +103,11 @@ def test_two_reviewers_leases_expiry_and_verdicts_through_kafka(plane):
     operator = {"Authorization": f"Bearer {create_token(plane, 'operator')}"}
     audit = httpx.get(f"{plane.url}/v1/audit?task=spam", headers=operator).json()
     assert sorted((a["actor"], a["action"]) for a in audit) == [
-        ("ana", "review:corrected"), ("ben", "review:approved")]
+        ("ana", "review:corrected"),
+        ("ben", "review:approved"),
+    ]
     plane.stop()
-    rows = plane.query("SELECT inference_id, corrected_output, reviewer FROM corrections "
-                       "ORDER BY inference_id")  # fmt: skip
+    rows = plane.query(
+        "SELECT inference_id, corrected_output, reviewer FROM corrections ORDER BY inference_id"
+    )
     assert rows == [("complained", "spam", "ana"), ("unsure", "ham", "ben")]

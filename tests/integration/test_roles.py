@@ -59,8 +59,11 @@ def endpoints(app) -> set[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return (path.replace("{name}", "no-such-task").replace("{cycle_id}", "no-such-cycle")
-            .replace("{inference_id}", "no-such-item"))  # fmt: skip
+    return (
+        path.replace("{name}", "no-such-task")
+        .replace("{cycle_id}", "no-such-cycle")
+        .replace("{inference_id}", "no-such-item")
+    )
 
 
 def test_every_endpoint_is_in_the_matrix():
@@ -90,14 +93,24 @@ def test_each_role_reaches_only_its_own_endpoints(plane):
                     ok = role == "admin" or role in allowed
                     expected = "not 401/403" if ok else 403
                     passed = got.status_code not in (401, 403) if ok else got.status_code == 403
-                    outcomes.append((method, path, role, got.status_code,
-                                     expected if not passed else got.status_code))  # fmt: skip
+                    outcomes.append(
+                        (
+                            method,
+                            path,
+                            role,
+                            got.status_code,
+                            expected if not passed else got.status_code,
+                        )
+                    )
                     if not ok:
                         assert "needs role" in got.json()["detail"]
         wrong = [o for o in outcomes if o[3] != o[4]]
         assert not wrong, f"role matrix violated (method, path, role, got, expected): {wrong}"
-        refused = httpx.post(f"{plane.url}/v1/tasks/money/promote", json={"adapter_id": None},
-                             headers={"Authorization": f"Bearer {tokens['reviewer']}"})  # fmt: skip
+        refused = httpx.post(
+            f"{plane.url}/v1/tasks/money/promote",
+            json={"adapter_id": None},
+            headers={"Authorization": f"Bearer {tokens['reviewer']}"},
+        )
         assert refused.status_code == 403  # the example: a reviewer cannot promote
         bogus = httpx.get(f"{plane.url}/v1/status", headers={"Authorization": "Bearer fw_nope"})
         assert bogus.status_code == 401

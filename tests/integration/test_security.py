@@ -17,10 +17,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(home, broker.bootstrap, extra_env={
-        "FLYWHEEL_BASE_MODEL": str(tiny_model_dir), "FLYWHEEL_AUTH_MAX_FAILURES": "5",
-        "FLYWHEEL_AUTH_FAILURE_WINDOW_S": "3", "FLYWHEEL_LOG_LEVEL": "DEBUG",
-    })  # fmt: skip
+    plane = ControlPlaneProcess(
+        home,
+        broker.bootstrap,
+        extra_env={
+            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
+            "FLYWHEEL_AUTH_MAX_FAILURES": "5",
+            "FLYWHEEL_AUTH_FAILURE_WINDOW_S": "3",
+            "FLYWHEEL_LOG_LEVEL": "DEBUG",
+        },
+    )
     plane.start()
     yield plane
     plane.stop()
@@ -30,8 +36,10 @@ def test_failed_authentication_is_rate_limited_and_no_token_reaches_a_log(plane,
     operator = create_token(plane, "operator", "olga")
     good = {"Authorization": f"Bearer {operator}"}
     url = f"{plane.url}/v1/status"
-    guesses = [httpx.get(url, headers={"Authorization": f"Bearer fw_guess{i}"}).status_code
-               for i in range(7)]  # fmt: skip
+    guesses = [
+        httpx.get(url, headers={"Authorization": f"Bearer fw_guess{i}"}).status_code
+        for i in range(7)
+    ]
     assert guesses == [401] * 5 + [429] * 2
     blocked = httpx.get(url, headers=good)
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
@@ -46,8 +54,12 @@ def test_failed_authentication_is_rate_limited_and_no_token_reaches_a_log(plane,
         import_examples(plane, tmp_path, "money")
         assert plane.cli("cycle", "run", "money", "--wait").returncode == 0
         for token in (app, "fw_wrong-token-value", operator):
-            httpx.post(f"{server.url}/v1/generate", json={"task": "money", "input": "pay me"},
-                       headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
+            httpx.post(
+                f"{server.url}/v1/generate",
+                json={"task": "money", "input": "pay me"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
         assert plane.cli("status").returncode == 0
     finally:
         server.stop()

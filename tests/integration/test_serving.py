@@ -45,16 +45,26 @@ def test_answers_are_captured_feedback_attaches_and_openai_sdk_works(plane, serv
     body = answer.json()
     assert body["output"] in ("yes", "no") and body["adapter_id"] is None
     assert body["mean_logprob"] < 0 and body["inference_id"]
-    feedback = httpx.post(f"{server.url}/v1/feedback", headers=bearer(app), timeout=30, json={
-        "task": "money", "inference_id": body["inference_id"], "signal": "thumbs_down",
-    })  # fmt: skip
+    feedback = httpx.post(
+        f"{server.url}/v1/feedback",
+        headers=bearer(app),
+        timeout=30,
+        json={
+            "task": "money",
+            "inference_id": body["inference_id"],
+            "signal": "thumbs_down",
+        },
+    )
     assert feedback.status_code == 202, feedback.text
 
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=app)
     completion = client.chat.completions.create(
-        model="money", messages=[{"role": "system", "content": "ignored: the task decides"},
-                                 {"role": "user", "content": "lunch at noon?"}],
-    )  # fmt: skip
+        model="money",
+        messages=[
+            {"role": "system", "content": "ignored: the task decides"},
+            {"role": "user", "content": "lunch at noon?"},
+        ],
+    )
     assert completion.choices[0].message.content in ("yes", "no")
     assert completion.usage.prompt_tokens > 5 and completion.usage.completion_tokens == 1
     assert completion.id and completion.id != body["inference_id"]
@@ -70,16 +80,26 @@ def test_answers_are_captured_feedback_attaches_and_openai_sdk_works(plane, serv
     status = plane.wait_for(captured)
     assert status["events"]["inference"]["rejected"] == 0
     reviewer = create_token(plane, "reviewer")
-    seen = httpx.get(f"{plane.url}/v1/review/items/{body['inference_id']}",
-                     headers=bearer(reviewer)).json()  # fmt: skip
+    seen = httpx.get(
+        f"{plane.url}/v1/review/items/{body['inference_id']}", headers=bearer(reviewer)
+    ).json()
     assert seen["input"] == "wire 500 dollars to this account"
     assert seen["output"] == body["output"] and seen["feedback"][0]["signal"] == "thumbs_down"
     assert seen["reason"] == "negative feedback"
 
-    assert httpx.post(f"{server.url}/v1/generate", json={"task": "money", "input": "x"}
-                      ).status_code == 401  # fmt: skip
-    assert httpx.post(f"{server.url}/v1/generate", headers=bearer(reviewer), timeout=30,
-                      json={"task": "money", "input": "x"}).status_code == 403  # fmt: skip
+    assert (
+        httpx.post(f"{server.url}/v1/generate", json={"task": "money", "input": "x"}).status_code
+        == 401
+    )
+    assert (
+        httpx.post(
+            f"{server.url}/v1/generate",
+            headers=bearer(reviewer),
+            timeout=30,
+            json={"task": "money", "input": "x"},
+        ).status_code
+        == 403
+    )
 
 
 class Load:
@@ -97,8 +117,10 @@ class Load:
             while not self.stop.is_set():
                 n += 1
                 try:
-                    response = client.post(f"{self.url}/v1/generate", json={
-                        "task": "money", "input": f"request {index}-{n}: pay the invoice"})
+                    response = client.post(
+                        f"{self.url}/v1/generate",
+                        json={"task": "money", "input": f"request {index}-{n}: pay the invoice"},
+                    )
                     adapter = response.json().get("adapter_id") if response.is_success else None
                     self.answers[index].append((time.monotonic(), response.status_code, adapter))
                 except httpx.HTTPError:
@@ -117,9 +139,19 @@ class Load:
 
 def more_examples(plane: ControlPlaneProcess, tmp_path: Path) -> None:
     data = tmp_path / "more.jsonl"
-    data.write_text("\n".join(json.dumps({
-        "input": f"invoice {i}: " + ("transfer the deposit" if i % 2 else "see you friday"),
-        "output": "yes" if i % 2 else "no"}) for i in range(30)) + "\n")  # fmt: skip
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "input": f"invoice {i}: "
+                    + ("transfer the deposit" if i % 2 else "see you friday"),
+                    "output": "yes" if i % 2 else "no",
+                }
+            )
+            for i in range(30)
+        )
+        + "\n"
+    )
     assert plane.cli("import", "money", "--data", str(data)).returncode == 0
     plane.wait_for(lambda s: s["tasks"]["money"]["ground_truth"] == 90)
 

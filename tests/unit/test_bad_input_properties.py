@@ -22,26 +22,51 @@ from training.lora_recipe import adapter_dir
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
     max_leaves=20,
-)  # fmt: skip
+)
 names = st.from_regex(_NAME_PATTERN, fullmatch=True)
 ids = st.from_regex(_ID_PATTERN, fullmatch=True)
-texts = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
-                min_size=1, max_size=300)  # fmt: skip
-moments = st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2026, 1, 1),
-                       timezones=st.just(UTC))  # fmt: skip
+texts = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
+    min_size=1,
+    max_size=300,
+)
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(2026, 1, 1), timezones=st.just(UTC)
+)
 fields = {"event_id": ids, "occurred_at": moments, "task": names}
 valid_events = st.one_of(
-    st.fixed_dictionaries({**fields, "type": st.just("inference"), "input": texts,
-                           "output": texts, "base_model": texts.map(lambda t: t[:256]),
-                           "mean_logprob": st.none() | st.floats(-100, 0)}),
-    st.fixed_dictionaries({**fields, "type": st.just("feedback"), "inference_id": ids,
-                           "signal": st.sampled_from(["thumbs_up", "thumbs_down", "accepted"])}),
-    st.fixed_dictionaries({**fields, "type": st.just("correction"), "inference_id": ids,
-                           "corrected_output": texts, "reviewer": texts.map(lambda t: t[:256])}),
-)  # fmt: skip
+    st.fixed_dictionaries(
+        {
+            **fields,
+            "type": st.just("inference"),
+            "input": texts,
+            "output": texts,
+            "base_model": texts.map(lambda t: t[:256]),
+            "mean_logprob": st.none() | st.floats(-100, 0),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **fields,
+            "type": st.just("feedback"),
+            "inference_id": ids,
+            "signal": st.sampled_from(["thumbs_up", "thumbs_down", "accepted"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **fields,
+            "type": st.just("correction"),
+            "inference_id": ids,
+            "corrected_output": texts,
+            "reviewer": texts.map(lambda t: t[:256]),
+        }
+    ),
+)
 
 
 def as_json(event: dict) -> dict:
@@ -76,8 +101,11 @@ def test_valid_events_survive_the_round_trip(event):
 
 
 @FAST
-@given(event=valid_events, field=st.sampled_from(["task", "event_id"]),
-       poison=st.sampled_from(["\x00", "../", "a" * 200, " ", "é"]))  # fmt: skip
+@given(
+    event=valid_events,
+    field=st.sampled_from(["task", "event_id"]),
+    poison=st.sampled_from(["\x00", "../", "a" * 200, " ", "é"]),
+)
 def test_one_bad_field_rejects_the_event_and_names_the_field(event, field, poison):
     bad = {**as_json(event), field: poison + event[field]}
     result = parse_object(bad)
@@ -85,11 +113,19 @@ def test_one_bad_field_rejects_the_event_and_names_the_field(event, field, poiso
 
 
 @FAST
-@given(records=st.lists(st.tuples(st.sampled_from([*ALL_TOPICS, "other.topic"]),
-                                  st.one_of(st.none(), st.binary(max_size=512),
-                                            valid_events.map(lambda e: json.dumps(as_json(e))
-                                                             .encode()))),
-                        max_size=30))  # fmt: skip
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from([*ALL_TOPICS, "other.topic"]),
+            st.one_of(
+                st.none(),
+                st.binary(max_size=512),
+                valid_events.map(lambda e: json.dumps(as_json(e)).encode()),
+            ),
+        ),
+        max_size=30,
+    )
+)
 def test_ingest_decoding_accounts_for_every_record(records):
     raw = [RawRecord(topic, 0, offset, value) for offset, (topic, value) in enumerate(records)]
     batch = decode_records(raw)
@@ -103,9 +139,14 @@ def test_oversized_events_and_far_future_clocks_are_rejected_with_reasons():
     huge = json.dumps({"type": "inference", "input": "x" * (MAX_EVENT_BYTES + 1)}).encode()
     result = parse_event(huge, expected_type="inference")
     assert isinstance(result, Invalid) and "bytes" in result.reason
-    future = {"type": "feedback", "event_id": "e", "task": "t", "inference_id": "i",
-              "signal": "accepted",
-              "occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()}  # fmt: skip
+    future = {
+        "type": "feedback",
+        "event_id": "e",
+        "task": "t",
+        "inference_id": "i",
+        "signal": "accepted",
+        "occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+    }
     assert "future" in parse_object(future).reason
 
 

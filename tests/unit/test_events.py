@@ -14,9 +14,14 @@ from schemas.export import json_schemas, render
 
 def inference(**changes: object) -> dict:
     event = {
-        "type": "inference", "event_id": "inf-1", "occurred_at": "2026-11-01T10:00:00+02:00",
-        "task": "spam", "input": "Win money", "output": "spam", "base_model": "smollm2",
-    }  # fmt: skip
+        "type": "inference",
+        "event_id": "inf-1",
+        "occurred_at": "2026-11-01T10:00:00+02:00",
+        "task": "spam",
+        "input": "Win money",
+        "output": "spam",
+        "base_model": "smollm2",
+    }
     event.update(changes)
     return event
 
@@ -58,8 +63,13 @@ def test_bad_inference_is_refused_with_the_field_named(changes, expected):
 
 
 def test_feedback_signal_and_payload_must_agree():
-    base = {"type": "feedback", "event_id": "f", "occurred_at": "2026-11-01T10:00:00Z",
-            "task": "spam", "inference_id": "inf-1"}  # fmt: skip
+    base = {
+        "type": "feedback",
+        "event_id": "f",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "task": "spam",
+        "inference_id": "inf-1",
+    }
     assert "rating" in reason({**base, "signal": "rating"})
     assert "rating" in reason({**base, "signal": "thumbs_up", "rating": 4})
     assert "edited_output" in reason({**base, "signal": "edited"})
@@ -69,9 +79,14 @@ def test_feedback_signal_and_payload_must_agree():
 
 def test_correction_roundtrips_through_json():
     event = CorrectionEvent(
-        event_id="c1", occurred_at=datetime.now(UTC), task="faq", inference_id="inf-1",
-        corrected_output="Our office opens at 8.", reviewer="ana", note="hours changed",
-    )  # fmt: skip
+        event_id="c1",
+        occurred_at=datetime.now(UTC),
+        task="faq",
+        inference_id="inf-1",
+        corrected_output="Our office opens at 8.",
+        reviewer="ana",
+        note="hours changed",
+    )
     assert parse_event(event.model_dump_json().encode()) == event
 
 

@@ -23,19 +23,37 @@ def db(tmp_path):
 
 
 def inference(event_id: str, output: str = "ham", origin: str = "production") -> InferenceEvent:
-    return InferenceEvent(event_id=event_id, occurred_at=T0, task="spam", input=f"in {event_id}",
-                          output=output, base_model="smollm2", origin=origin)  # fmt: skip
+    return InferenceEvent(
+        event_id=event_id,
+        occurred_at=T0,
+        task="spam",
+        input=f"in {event_id}",
+        output=output,
+        base_model="smollm2",
+        origin=origin,
+    )
 
 
 def correction(event_id: str, inference_id: str, output: str, minutes: int = 1) -> CorrectionEvent:
-    return CorrectionEvent(event_id=event_id, occurred_at=T0 + timedelta(minutes=minutes),
-                           task="spam", inference_id=inference_id, corrected_output=output,
-                           reviewer="ana")  # fmt: skip
+    return CorrectionEvent(
+        event_id=event_id,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        task="spam",
+        inference_id=inference_id,
+        corrected_output=output,
+        reviewer="ana",
+    )
 
 
 def feedback(event_id: str, inference_id: str, signal: str, **extra) -> FeedbackEvent:
-    return FeedbackEvent(event_id=event_id, occurred_at=T0 + timedelta(minutes=2), task="spam",
-                         inference_id=inference_id, signal=signal, **extra)  # fmt: skip
+    return FeedbackEvent(
+        event_id=event_id,
+        occurred_at=T0 + timedelta(minutes=2),
+        task="spam",
+        inference_id=inference_id,
+        signal=signal,
+        **extra,
+    )
 
 
 def truth(db) -> dict[str, tuple[str, str]]:
@@ -60,10 +78,15 @@ def test_second_writer_gets_a_clear_lock_error(tmp_path):
     path = tmp_path / "store.duckdb"
     connect(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
-         "print('ready', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLockedError, match="Only one Flywheel control plane"):
@@ -84,9 +107,13 @@ def test_batch_and_replay_store_each_event_once(db):
 
 
 def test_rejections_are_idempotent_by_source_position(db):
-    bad = Rejection.of(rejection_id="flywheel.inference:0:7", source="kafka:flywheel.inference",
-                       reason="input: too long", raw=b'{"task": "spam", "event_id": "z"}',
-                       event_type="inference")  # fmt: skip
+    bad = Rejection.of(
+        rejection_id="flywheel.inference:0:7",
+        source="kafka:flywheel.inference",
+        reason="input: too long",
+        raw=b'{"task": "spam", "event_id": "z"}',
+        event_type="inference",
+    )
     assert write_batch(db, [], [bad]).rejected == 1
     assert write_batch(db, [], [bad]).rejected == 0
     row = db.execute("SELECT event_type, task, event_id, reason FROM rejected_events").fetchone()
@@ -94,13 +121,19 @@ def test_rejections_are_idempotent_by_source_position(db):
 
 
 def test_latest_correction_wins_and_accepted_output_counts(db):
-    write_batch(db, [
-        inference("i1"), inference("i2", output="spam"), inference("i3"),
-        correction("c1", "i1", "spam", minutes=1), correction("c2", "i1", "ham", minutes=5),
-        correction("c3", "i1", "spam", minutes=3),
-        feedback("f1", "i2", "accepted"),
-        feedback("f2", "i3", "thumbs_down"),
-    ])  # fmt: skip
+    write_batch(
+        db,
+        [
+            inference("i1"),
+            inference("i2", output="spam"),
+            inference("i3"),
+            correction("c1", "i1", "spam", minutes=1),
+            correction("c2", "i1", "ham", minutes=5),
+            correction("c3", "i1", "spam", minutes=3),
+            feedback("f1", "i2", "accepted"),
+            feedback("f2", "i3", "thumbs_down"),
+        ],
+    )
     assert truth(db) == {"i1": ("ham", "correction"), "i2": ("spam", "accepted")}
 
 
@@ -112,8 +145,12 @@ def test_correction_before_its_inference_joins_when_it_arrives(db):
 
 
 def test_user_edit_is_a_correction_and_imports_are_ground_truth(db):
-    write_batch(db, [
-        inference("i1"), feedback("e1", "i1", "edited", edited_output="spam"),
-        inference("imp", output="ham", origin="import"),
-    ])  # fmt: skip
+    write_batch(
+        db,
+        [
+            inference("i1"),
+            feedback("e1", "i1", "edited", edited_output="spam"),
+            inference("imp", output="ham", origin="import"),
+        ],
+    )
     assert truth(db) == {"i1": ("spam", "edit"), "imp": ("ham", "import")}

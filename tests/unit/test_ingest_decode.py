@@ -11,24 +11,36 @@ from schemas.topics import CORRECTIONS, INFERENCE
 
 
 def event_bytes(event_id: str) -> bytes:
-    return json.dumps({
-        "type": "inference", "event_id": event_id, "occurred_at": "2026-11-01T10:00:00Z",
-        "task": "spam", "input": "hi", "output": "ham", "base_model": "smollm2",
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "type": "inference",
+            "event_id": event_id,
+            "occurred_at": "2026-11-01T10:00:00Z",
+            "task": "spam",
+            "input": "hi",
+            "output": "ham",
+            "base_model": "smollm2",
+        }
+    ).encode()
 
 
 def test_good_bad_and_misrouted_records():
-    batch = decode_records([
-        RawRecord(INFERENCE, 0, 10, event_bytes("ok")),
-        RawRecord(INFERENCE, 0, 11, b"{not json"),
-        RawRecord(INFERENCE, 1, 3, None),
-        RawRecord(CORRECTIONS, 0, 5, event_bytes("misrouted")),
-        RawRecord("other.topic", 0, 1, event_bytes("stray")),
-    ])  # fmt: skip
+    batch = decode_records(
+        [
+            RawRecord(INFERENCE, 0, 10, event_bytes("ok")),
+            RawRecord(INFERENCE, 0, 11, b"{not json"),
+            RawRecord(INFERENCE, 1, 3, None),
+            RawRecord(CORRECTIONS, 0, 5, event_bytes("misrouted")),
+            RawRecord("other.topic", 0, 1, event_bytes("stray")),
+        ]
+    )
     assert [e.event_id for e in batch.events] == ["ok"]
     rejected = {r.rejection_id: r for r in batch.rejections}
     assert set(rejected) == {
-        f"{INFERENCE}:0:11", f"{INFERENCE}:1:3", f"{CORRECTIONS}:0:5", "other.topic:0:1"
+        f"{INFERENCE}:0:11",
+        f"{INFERENCE}:1:3",
+        f"{CORRECTIONS}:0:5",
+        "other.topic:0:1",
     }
     assert rejected[f"{INFERENCE}:0:11"].event_type == "inference"  # known from its topic
     assert "null value" in rejected[f"{INFERENCE}:1:3"].reason
@@ -45,8 +57,13 @@ def test_deadletter_message_keeps_binary_payloads():
 
 
 def test_import_ids_are_content_hashes_and_bad_lines_are_flagged():
-    lines = ['{"input": "q", "output": "a"}', "", "{oops", '{"input": "q", "output": "a"}',
-             '{"input": "only"}']  # fmt: skip
+    lines = [
+        '{"input": "q", "output": "a"}',
+        "",
+        "{oops",
+        '{"input": "q", "output": "a"}',
+        '{"input": "only"}',
+    ]
     records = list(import_records(lines, task="faq", source="faq.jsonl"))
     assert [r.line_number for r in records] == [1, 3, 4, 5]
     first, broken, again, missing = records

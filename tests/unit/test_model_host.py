@@ -16,8 +16,14 @@ from training.lora_recipe import LoRASettings, run_training
 from training.predict import predict
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
-EXAMPLES = [{"id": str(i), "input": f"note {i}: " + ("pay now" if i % 2 else "hello"),
-             "output": "yes" if i % 2 else "no"} for i in range(16)]  # fmt: skip
+EXAMPLES = [
+    {
+        "id": str(i),
+        "input": f"note {i}: " + ("pay now" if i % 2 else "hello"),
+        "output": "yes" if i % 2 else "no",
+    }
+    for i in range(16)
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +31,17 @@ def adapters(tiny_model_dir, tmp_path_factory):
     store = tmp_path_factory.mktemp("adapters")
     made = []
     for seed in range(3):
-        settings = LoRASettings(max_steps=2, batch_size=4, top_layers=2, seed=seed,
-                                max_seq_len=64)  # fmt: skip
+        settings = LoRASettings(max_steps=2, batch_size=4, top_layers=2, seed=seed, max_seq_len=64)
         adapter_id, path, _ = run_training(
-            settings, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
-            adapters_dir=store, parent_adapter=None, device=torch.device("cpu"), metadata={},
-        )  # fmt: skip
+            settings,
+            base_model=tiny_model_dir,
+            examples=EXAMPLES,
+            style=STYLE,
+            adapters_dir=store,
+            parent_adapter=None,
+            device=torch.device("cpu"),
+            metadata={},
+        )
         made.append((adapter_id, path))
     return made
 

@@ -24,9 +24,16 @@ from training.registry import (
 def db(tmp_path):
     connection = connect(tmp_path / "store.duckdb")
     for adapter_id in ("aaa", "bbb"):
-        register_adapter(connection, adapter_id=adapter_id, task="spam", base_model="smol",
-                         parent_adapter=None, snapshot_id="s1", path=Path("/x"),
-                         metadata={})  # fmt: skip
+        register_adapter(
+            connection,
+            adapter_id=adapter_id,
+            task="spam",
+            base_model="smol",
+            parent_adapter=None,
+            snapshot_id="s1",
+            path=Path("/x"),
+            metadata={},
+        )
     yield connection
     connection.close()
 

@@ -31,42 +31,77 @@ def clock(monkeypatch):
     return now
 
 
-def answer(event_id: str, logprob: float | None, minute: int = 0, adapter: str | None = None,
-           output: str = "ham") -> InferenceEvent:  # fmt: skip
-    return InferenceEvent(event_id=event_id, occurred_at=T0 + timedelta(minutes=minute),
-                          task="spam", input=f"email {event_id}", output=output,
-                          base_model="smollm2", mean_logprob=logprob,
-                          adapter_id=adapter)  # fmt: skip
+def answer(
+    event_id: str,
+    logprob: float | None,
+    minute: int = 0,
+    adapter: str | None = None,
+    output: str = "ham",
+) -> InferenceEvent:
+    return InferenceEvent(
+        event_id=event_id,
+        occurred_at=T0 + timedelta(minutes=minute),
+        task="spam",
+        input=f"email {event_id}",
+        output=output,
+        base_model="smollm2",
+        mean_logprob=logprob,
+        adapter_id=adapter,
+    )
 
 
 def signal(event_id: str, inference_id: str, kind: str, **extra) -> FeedbackEvent:
-    return FeedbackEvent(event_id=event_id, occurred_at=T0 + timedelta(minutes=5), task="spam",
-                         inference_id=inference_id, signal=kind, **extra)  # fmt: skip
+    return FeedbackEvent(
+        event_id=event_id,
+        occurred_at=T0 + timedelta(minutes=5),
+        task="spam",
+        inference_id=inference_id,
+        signal=kind,
+        **extra,
+    )
 
 
 def lease(db, reviewer: str, lease_s: float = 60) -> str | None:
-    item = queue.lease_next(db, reviewer=reviewer, task=None, lease_s=lease_s,
-                            low_confidence=LOW)  # fmt: skip
+    item = queue.lease_next(db, reviewer=reviewer, task=None, lease_s=lease_s, low_confidence=LOW)
     return item and item["inference_id"]
 
 
 def seed(db) -> None:
-    write_batch(db, [
-        answer("sure-1", -0.05), answer("sure-2", -0.1), answer("unsure-mild", -1.0),
-        answer("unsure-bad", -3.0), answer("hated", -0.01, minute=1),
-        answer("rated-low", -0.02, minute=2), answer("accepted", -2.5), answer("fixed", -2.0),
-        signal("f1", "hated", "thumbs_down"), signal("f2", "rated-low", "rating", rating=2),
-        signal("f3", "accepted", "accepted"), signal("f4", "sure-1", "thumbs_up"),
-        CorrectionEvent(event_id="c1", occurred_at=T0, task="spam", inference_id="fixed",
-                        corrected_output="spam", reviewer="ana"),
-    ], [])  # fmt: skip
+    write_batch(
+        db,
+        [
+            answer("sure-1", -0.05),
+            answer("sure-2", -0.1),
+            answer("unsure-mild", -1.0),
+            answer("unsure-bad", -3.0),
+            answer("hated", -0.01, minute=1),
+            answer("rated-low", -0.02, minute=2),
+            answer("accepted", -2.5),
+            answer("fixed", -2.0),
+            signal("f1", "hated", "thumbs_down"),
+            signal("f2", "rated-low", "rating", rating=2),
+            signal("f3", "accepted", "accepted"),
+            signal("f4", "sure-1", "thumbs_up"),
+            CorrectionEvent(
+                event_id="c1",
+                occurred_at=T0,
+                task="spam",
+                inference_id="fixed",
+                corrected_output="spam",
+                reviewer="ana",
+            ),
+        ],
+        [],
+    )
 
 
 def test_order_of_need_negative_then_least_confident_then_calibration(db, clock):
     seed(db)
     summary = queue.queue_summary(db, task=None, low_confidence=LOW)
-    assert summary == {"pending": 6, "by_reason": {
-        "negative feedback": 2, "low model confidence": 2, "calibration sample": 2}}
+    assert summary == {
+        "pending": 6,
+        "by_reason": {"negative feedback": 2, "low model confidence": 2, "calibration sample": 2},
+    }
     order = [lease(db, f"reviewer-{i}") for i in range(7)]
     # Newest negative feedback first; then lowest confidence; settled items never appear.
     assert order[:4] == ["rated-low", "hated", "unsure-bad", "unsure-mild"]
@@ -100,20 +135,41 @@ def test_a_skipped_item_goes_to_someone_else(db, clock):
 
 
 def test_console_series_show_growth_and_drift_per_adapter(db):
-    write_batch(db, [
-        answer("a1", -0.1, adapter=None), answer("a2", -0.1, adapter=None),
-        answer("b1", -0.1, minute=30, adapter="cafe01"), answer("b2", -0.1, minute=30,
-                                                               adapter="cafe01"),
-        signal("n1", "a1", "thumbs_down"),
-        CorrectionEvent(event_id="c1", occurred_at=T0, task="spam", inference_id="a2",
-                        corrected_output="spam", reviewer="ana"),
-        CorrectionEvent(event_id="c2", occurred_at=T0, task="spam", inference_id="b1",
-                        corrected_output="ham", reviewer="ana"),  # approves: not a correction
-    ], [])  # fmt: skip
+    write_batch(
+        db,
+        [
+            answer("a1", -0.1, adapter=None),
+            answer("a2", -0.1, adapter=None),
+            answer("b1", -0.1, minute=30, adapter="cafe01"),
+            answer("b2", -0.1, minute=30, adapter="cafe01"),
+            signal("n1", "a1", "thumbs_down"),
+            CorrectionEvent(
+                event_id="c1",
+                occurred_at=T0,
+                task="spam",
+                inference_id="a2",
+                corrected_output="spam",
+                reviewer="ana",
+            ),
+            CorrectionEvent(
+                event_id="c2",
+                occurred_at=T0,
+                task="spam",
+                inference_id="b1",
+                corrected_output="ham",
+                reviewer="ana",
+            ),  # approves: not a correction
+        ],
+        [],
+    )
     series = drift(db, "spam")
     assert series["bucket"] == "minute"
     base, adapter = series["by_adapter"]["base"][0], series["by_adapter"]["cafe01"][0]
-    assert (base["served"], base["correction_rate"], base["negative_feedback_rate"]) == (2, .5, .5)
+    assert (base["served"], base["correction_rate"], base["negative_feedback_rate"]) == (
+        2,
+        0.5,
+        0.5,
+    )
     assert (adapter["served"], adapter["correction_rate"]) == (2, 0.0)
     growth = ground_truth_growth(db, "spam")
     assert growth["total"] == 2 and growth["points"][-1]["cumulative"] == 2

@@ -19,8 +19,9 @@ from schemas import CorrectionEvent, FeedbackEvent, InferenceEvent
 from schemas.tasks import TaskDefinition
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-TASK = TaskDefinition(name="spam", instruction="Is this email spam or ham?", kind="label",
-                      labels=["spam", "ham"])  # fmt: skip
+TASK = TaskDefinition(
+    name="spam", instruction="Is this email spam or ham?", kind="label", labels=["spam", "ham"]
+)
 
 
 @pytest.fixture
@@ -31,20 +32,35 @@ def db(tmp_path):
 
 
 def inference(i: int, text: str | None = None, output: str = "ham") -> InferenceEvent:
-    return InferenceEvent(event_id=f"i{i}", occurred_at=T0 + timedelta(seconds=i), task="spam",
-                          input=text or f"email number {i}", output=output,
-                          base_model="smollm2")  # fmt: skip
+    return InferenceEvent(
+        event_id=f"i{i}",
+        occurred_at=T0 + timedelta(seconds=i),
+        task="spam",
+        input=text or f"email number {i}",
+        output=output,
+        base_model="smollm2",
+    )
 
 
 def accept(i: int) -> FeedbackEvent:
-    return FeedbackEvent(event_id=f"a{i}", occurred_at=T0 + timedelta(minutes=5), task="spam",
-                         inference_id=f"i{i}", signal="accepted")  # fmt: skip
+    return FeedbackEvent(
+        event_id=f"a{i}",
+        occurred_at=T0 + timedelta(minutes=5),
+        task="spam",
+        inference_id=f"i{i}",
+        signal="accepted",
+    )
 
 
 def correct(i: int, output: str, minute: int = 10) -> CorrectionEvent:
-    return CorrectionEvent(event_id=f"c{i}-{minute}", occurred_at=T0 + timedelta(minutes=minute),
-                           task="spam", inference_id=f"i{i}", corrected_output=output,
-                           reviewer="ana")  # fmt: skip
+    return CorrectionEvent(
+        event_id=f"c{i}-{minute}",
+        occurred_at=T0 + timedelta(minutes=minute),
+        task="spam",
+        inference_id=f"i{i}",
+        corrected_output=output,
+        reviewer="ana",
+    )
 
 
 def test_split_is_a_pure_function_of_the_id():
@@ -54,12 +70,17 @@ def test_split_is_a_pure_function_of_the_id():
 
 
 def test_snapshot_normalises_dedupes_and_flags_regressions(db, tmp_path):
-    write_batch(db, [
-        *[inference(i) for i in range(20)], *[accept(i) for i in range(20)],
-        correct(3, " SPAM "),                              # normalised to the label
-        correct(4, "maybe"),                               # not a label: dropped
-        inference(50, text="email number 1"), correct(50, "spam", minute=20),  # dup input
-    ])  # fmt: skip
+    write_batch(
+        db,
+        [
+            *[inference(i) for i in range(20)],
+            *[accept(i) for i in range(20)],
+            correct(3, " SPAM "),  # normalised to the label
+            correct(4, "maybe"),  # not a label: dropped
+            inference(50, text="email number 1"),
+            correct(50, "spam", minute=20),  # dup input
+        ],
+    )
     snapshot = build_snapshot(db, task=TASK, snapshots_dir=tmp_path / "snaps")
     by_id = {e.inference_id: e for e in snapshot.examples}
     assert by_id["i3"].output == "spam" and not by_id["i3"].is_regression  # not yet promoted
@@ -83,8 +104,9 @@ def test_identical_ground_truth_gives_the_same_snapshot(db, tmp_path):
     assert new_ground_truth_since_last_snapshot(db, "spam") == 0
     write_batch(db, [inference(11), accept(11)])
     assert new_ground_truth_since_last_snapshot(db, "spam") == 1
-    later = build_snapshot(db, task=TASK, snapshots_dir=tmp_path,
-                           baseline_snapshot_id=first.snapshot_id)  # fmt: skip
+    later = build_snapshot(
+        db, task=TASK, snapshots_dir=tmp_path, baseline_snapshot_id=first.snapshot_id
+    )
     assert later.snapshot_id != first.snapshot_id
     assert [e.inference_id for e in later.examples if e.is_new] == ["i11"]
     assert split_of("i3", 0.2) == next(e.split for e in later.examples if e.inference_id == "i3")

@@ -12,7 +12,10 @@ def test_spool_keeps_order_survives_reopening_and_skips_a_torn_line(tmp_path):
     reopened = Spool(tmp_path)
     assert len(reopened) == 3
     drained = [(segment, records) for segment, records in reopened.drain()]
-    assert [r[2] for _, records in drained for r in records] == [b'{"n": 1}', b'{"n": 2}',
-                                                                 b'{"n": 3}']  # fmt: skip
+    assert [r[2] for _, records in drained for r in records] == [
+        b'{"n": 1}',
+        b'{"n": 2}',
+        b'{"n": 3}',
+    ]
     reopened.delivered(drained[0][0])
     assert len(Spool(tmp_path)) == 1

@@ -21,10 +21,13 @@ from training.scoring import aggregate, score
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
 EXAMPLES = [
-    {"id": f"x{i}", "input": f"message {i}: " + ("send cash now" if i % 2 else "see you at lunch"),
-     "output": "yes" if i % 2 else "no"}
+    {
+        "id": f"x{i}",
+        "input": f"message {i}: " + ("send cash now" if i % 2 else "see you at lunch"),
+        "output": "yes" if i % 2 else "no",
+    }
     for i in range(32)
-]  # fmt: skip
+]
 FAST = LoRASettings(max_steps=12, batch_size=4, top_layers=2, learning_rate=5e-3, max_seq_len=64)
 
 
@@ -38,12 +41,20 @@ def test_loss_is_taken_on_the_reply_only(tiny_model_dir):
 
 def test_training_writes_a_content_addressed_peft_adapter(tiny_model_dir, tmp_path):
     adapter_id, path, report = run_training(
-        FAST, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
-        adapters_dir=tmp_path / "adapters", parent_adapter=None, device=torch.device("cpu"),
+        FAST,
+        base_model=tiny_model_dir,
+        examples=EXAMPLES,
+        style=STYLE,
+        adapters_dir=tmp_path / "adapters",
+        parent_adapter=None,
+        device=torch.device("cpu"),
         metadata={"snapshot_id": "snap-1"},
-    )  # fmt: skip
-    assert {p.name for p in path.iterdir()} >= {"adapter_config.json",
-                                                "adapter_model.safetensors", "metadata.json"}
+    )
+    assert {p.name for p in path.iterdir()} >= {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "metadata.json",
+    }
     assert path.name == adapter_id == adapter_content_hash(path)
     metadata = json.loads((path / "metadata.json").read_text())
     assert metadata["snapshot_id"] == "snap-1" and metadata["training"]["steps"] == 12
@@ -59,18 +70,29 @@ def test_training_writes_a_content_addressed_peft_adapter(tiny_model_dir, tmp_pa
 
     # A warm start continues from the parent's weights and yields a different adapter.
     child_id, child, _ = run_training(
-        FAST, base_model=tiny_model_dir, examples=EXAMPLES[:8], style=STYLE,
-        adapters_dir=tmp_path / "adapters", parent_adapter=path, device=torch.device("cpu"),
+        FAST,
+        base_model=tiny_model_dir,
+        examples=EXAMPLES[:8],
+        style=STYLE,
+        adapters_dir=tmp_path / "adapters",
+        parent_adapter=path,
+        device=torch.device("cpu"),
         metadata={},
-    )  # fmt: skip
+    )
     assert child_id != adapter_id and child.exists()
 
 
 def test_corrupted_adapter_is_refused(tiny_model_dir, tmp_path):
     _, path, _ = run_training(
-        FAST, base_model=tiny_model_dir, examples=EXAMPLES, style=STYLE,
-        adapters_dir=tmp_path, parent_adapter=None, device=torch.device("cpu"), metadata={},
-    )  # fmt: skip
+        FAST,
+        base_model=tiny_model_dir,
+        examples=EXAMPLES,
+        style=STYLE,
+        adapters_dir=tmp_path,
+        parent_adapter=None,
+        device=torch.device("cpu"),
+        metadata={},
+    )
     verify_adapter(path)
     broken = tmp_path / "broken" / path.name
     shutil.copytree(path, broken)

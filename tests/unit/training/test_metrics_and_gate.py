@@ -39,24 +39,29 @@ def test_bootstrap_interval_covers_the_true_mean_difference():
 
 
 def rows(correct: list[bool], prefix: str = "e") -> list[dict]:
-    return [{"id": f"{prefix}{i}", "exact_match": float(c), "prediction": "x", "reference": "y"}
-            for i, c in enumerate(correct)]  # fmt: skip
+    return [
+        {"id": f"{prefix}{i}", "exact_match": float(c), "prediction": "x", "reference": "y"}
+        for i, c in enumerate(correct)
+    ]
 
 
 def scores(cand: list[bool], champ: list[bool], reg_cand=(), reg_champ=()) -> dict:
     return {
         "eval": {"candidate": rows(cand), "champion": rows(champ)},
-        "regression": {"candidate": rows(list(reg_cand), "r"),
-                       "champion": rows(list(reg_champ), "r")},
-    }  # fmt: skip
+        "regression": {
+            "candidate": rows(list(reg_cand), "r"),
+            "champion": rows(list(reg_champ), "r"),
+        },
+    }
 
 
 AUTO = GatePolicy(mode="auto", min_eval_size=30)
 
 
 def test_clearly_better_candidate_is_promoted_with_evidence():
-    decision = decide(scores([True] * 45 + [False] * 5, [True] * 25 + [False] * 25), AUTO,
-                      metric="exact_match")  # fmt: skip
+    decision = decide(
+        scores([True] * 45 + [False] * 5, [True] * 25 + [False] * 25), AUTO, metric="exact_match"
+    )
     assert decision.verdict == "promote"
     evidence = decision.evidence["eval"]
     assert evidence["delta_low"] > 0 and evidence["wins"] == 20 and evidence["losses"] == 0
@@ -65,8 +70,9 @@ def test_clearly_better_candidate_is_promoted_with_evidence():
 
 
 def test_worse_candidate_is_rejected_with_a_reason():
-    decision = decide(scores([True] * 20 + [False] * 30, [True] * 40 + [False] * 10), AUTO,
-                      metric="exact_match")  # fmt: skip
+    decision = decide(
+        scores([True] * 20 + [False] * 30, [True] * 40 + [False] * 10), AUTO, metric="exact_match"
+    )
     assert decision.verdict == "reject"
     assert "not a measurable improvement" in decision.reasons[0]
     assert decision.evidence["eval"]["losses"] == 20
@@ -79,13 +85,17 @@ def test_too_small_eval_set_is_rejected():
 
 def test_regression_on_fixed_mistakes_rejects_an_otherwise_better_candidate():
     better = ([True] * 45 + [False] * 5, [True] * 25 + [False] * 25)
-    decision = decide(scores(*better, reg_cand=[False] * 10, reg_champ=[True] * 10), AUTO,
-                      metric="exact_match")  # fmt: skip
+    decision = decide(
+        scores(*better, reg_cand=[False] * 10, reg_champ=[True] * 10), AUTO, metric="exact_match"
+    )
     assert decision.verdict == "reject"
     assert "falls back by 1.000" in decision.reasons[-1]
     tolerant = GatePolicy(mode="auto", min_eval_size=30, regression_tolerance=0.2)
-    slight = decide(scores(*better, reg_cand=[True] * 9 + [False], reg_champ=[True] * 10),
-                    tolerant, metric="exact_match")  # fmt: skip
+    slight = decide(
+        scores(*better, reg_cand=[True] * 9 + [False], reg_champ=[True] * 10),
+        tolerant,
+        metric="exact_match",
+    )
     assert slight.verdict == "promote"
 
 

@@ -46,9 +46,12 @@ def test_reply_logprobs_match_one_unpadded_sequence_at_a_time(tiny):
     model, tokenizer = tiny
     pairs = [
         (tokenizer(text, add_special_tokens=False)["input_ids"], reply)
-        for text, reply in [("send cash now", [11, 12, 13]), ("lunch at noon? " * 4, [7]),
-                            ("hi", [42, 43])]
-    ]  # fmt: skip
+        for text, reply in [
+            ("send cash now", [11, 12, 13]),
+            ("lunch at noon? " * 4, [7]),
+            ("hi", [42, 43]),
+        ]
+    ]
     batched, firsts = reply_logprobs(model, pairs, tokenizer.pad_token_id, first_token_ids=[7, 11])
     for (prompt, reply), (total, count), first in zip(pairs, batched, firsts, strict=True):
         with torch.no_grad():

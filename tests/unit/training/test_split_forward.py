@@ -14,8 +14,11 @@ TEXTS = [("send cash now " * (i + 1), "yes" if i % 2 else "no") for i in range(6
 
 
 def _recipe(tiny_model_dir, top_layers: int) -> tuple[LoRARecipe, list]:
-    recipe = LoRARecipe(LoRASettings(top_layers=top_layers, max_seq_len=64, dropout=0.0),
-                        tiny_model_dir, torch.device("cpu"))  # fmt: skip
+    recipe = LoRARecipe(
+        LoRASettings(top_layers=top_layers, max_seq_len=64, dropout=0.0),
+        tiny_model_dir,
+        torch.device("cpu"),
+    )
     recipe.setup()
     tokenizer = load_tokenizer(tiny_model_dir)
     encoded = [training_example(tokenizer, STYLE, x, y, 64) for x, y in TEXTS]

@@ -27,8 +27,20 @@ class Alert(BaseModel):
 
 @router.post("/v1/alerts", status_code=202, summary="An inference server reports a problem")
 async def post_alert(body: Alert, state: State, who: AppRole) -> dict[str, str]:
-    log.warning("alert from %s (%s): %s %s of %s: %s", who.name, body.server, body.kind,
-                body.adapter_id, body.task, body.reason)  # fmt: skip
-    await state.store.call(audit, actor=who.name, action=f"alert:{body.kind}", task=body.task,
-                           details=body.model_dump(exclude={"kind", "task"}))  # fmt: skip
+    log.warning(
+        "alert from %s (%s): %s %s of %s: %s",
+        who.name,
+        body.server,
+        body.kind,
+        body.adapter_id,
+        body.task,
+        body.reason,
+    )
+    await state.store.call(
+        audit,
+        actor=who.name,
+        action=f"alert:{body.kind}",
+        task=body.task,
+        details=body.model_dump(exclude={"kind", "task"}),
+    )
     return {"status": "recorded"}

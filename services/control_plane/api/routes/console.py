@@ -44,7 +44,9 @@ async def get_drift(name: TaskName, state: State, _who: Operator) -> dict[str, A
 
 @router.get("/v1/audit", summary="Who did what, newest first")
 async def get_audit(
-    state: State, _who: Operator, task: TaskName | None = None,
+    state: State,
+    _who: Operator,
+    task: TaskName | None = None,
     limit: int = Query(default=200, ge=1, le=5000),
 ) -> list[dict[str, Any]]:
     return await state.store.call(audit_entries, limit=limit, task=task)

@@ -53,19 +53,31 @@ async def post_events(
         parsed = parse_object(item)
         if isinstance(parsed, Invalid):
             raw = json.dumps(item, ensure_ascii=False).encode()
-            rejections.append(Rejection.of(
-                rejection_id=f"http:{request_id}:{index}", source="http", reason=parsed.reason,
-                raw=raw,
-            ))  # fmt: skip
+            rejections.append(
+                Rejection.of(
+                    rejection_id=f"http:{request_id}:{index}",
+                    source="http",
+                    reason=parsed.reason,
+                    raw=raw,
+                )
+            )
             event_id = item.get("event_id") if isinstance(item, dict) else None
-            results.append(ItemResult(
-                index=index, event_id=event_id if isinstance(event_id, str) else None,
-                status="rejected", reason=parsed.reason,
-            ))  # fmt: skip
+            results.append(
+                ItemResult(
+                    index=index,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                    status="rejected",
+                    reason=parsed.reason,
+                )
+            )
             continue
-        sends.append(state.producer.send(
-            TOPIC_OF_TYPE[parsed.type], parsed.model_dump_json().encode(), key=parsed.task.encode()
-        ))  # fmt: skip
+        sends.append(
+            state.producer.send(
+                TOPIC_OF_TYPE[parsed.type],
+                parsed.model_dump_json().encode(),
+                key=parsed.task.encode(),
+            )
+        )
         results.append(ItemResult(index=index, event_id=parsed.event_id, status="accepted"))
     try:
         # Each send() resolves to a delivery future; both stages can fail if Kafka is down.

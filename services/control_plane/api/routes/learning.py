@@ -52,8 +52,13 @@ async def post_task(body: TaskCreate, state: State, who: Operator) -> dict[str, 
         await state.store.call(create_task, body.task, replace=body.replace)
     except TaskExistsError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
-    await state.store.call(audit, actor=who.name, action="task:replace" if body.replace
-                           else "task:create", task=body.task.name, details={})  # fmt: skip
+    await state.store.call(
+        audit,
+        actor=who.name,
+        action="task:replace" if body.replace else "task:create",
+        task=body.task.name,
+        details={},
+    )
     if state.scheduler is not None:
         await state.scheduler.refresh_cron_jobs()
     return body.task.model_dump(mode="json")
@@ -63,10 +68,13 @@ async def post_task(body: TaskCreate, state: State, who: Operator) -> dict[str, 
 async def get_tasks(state: State, _who: AnyRole) -> list[dict[str, Any]]:
     live = await state.store.call(champions)
     return [
-        {**t.model_dump(mode="json"), "champion": live.get(t.name, {}).get("adapter_id"),
-         "champion_since": live.get(t.name, {}).get("since")}
+        {
+            **t.model_dump(mode="json"),
+            "champion": live.get(t.name, {}).get("adapter_id"),
+            "champion_since": live.get(t.name, {}).get("since"),
+        }
         for t in await state.store.call(list_tasks)
-    ]  # fmt: skip
+    ]
 
 
 @router.get("/v1/tasks/{name}", summary="One task, its champion and its champion history")
@@ -89,8 +97,9 @@ async def post_cycle(name: str, state: State, who: Operator) -> dict[str, Any]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
     if cycle_id is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {name} already has a running cycle")
-    await state.store.call(audit, actor=who.name, action="cycle:start", task=name,
-                           details={"cycle_id": cycle_id})  # fmt: skip
+    await state.store.call(
+        audit, actor=who.name, action="cycle:start", task=name, details={"cycle_id": cycle_id}
+    )
     return {"cycle_id": cycle_id}
 
 
@@ -140,9 +149,12 @@ async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator)
     cycle = await _awaiting(state, cycle_id)
     try:
         message = await _runner(state).promote(
-            cycle["task"], cycle["adapter_id"], actor=who.name, action="approve",
+            cycle["task"],
+            cycle["adapter_id"],
+            actor=who.name,
+            action="approve",
             reason=body.reason or f"approved candidate of {cycle_id}",
-        )  # fmt: skip
+        )
     except RegistryError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     await state.store.call(update_cycle, cycle_id, verdict="approved")
@@ -153,8 +165,13 @@ async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator)
 async def post_reject(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
     cycle = await _awaiting(state, cycle_id)
     await state.store.call(update_cycle, cycle_id, verdict="rejected_by_operator")
-    await state.store.call(audit, actor=who.name, action="reject", task=cycle["task"],
-                           details={"cycle_id": cycle_id, "reason": body.reason})  # fmt: skip
+    await state.store.call(
+        audit,
+        actor=who.name,
+        action="reject",
+        task=cycle["task"],
+        details={"cycle_id": cycle_id, "reason": body.reason},
+    )
     return {"cycle_id": cycle_id, "verdict": "rejected_by_operator"}
 
 

@@ -42,23 +42,28 @@ class Correct(BaseModel):
 
 @router.get("/v1/review/queue", summary="How many items wait, by reason")
 async def get_queue(state: State, _who: Reviewer, task: TaskName | None = None) -> dict:
-    return await state.store.call(queue_summary, task=task,
-                                  low_confidence=state.review_low_confidence)  # fmt: skip
+    return await state.store.call(
+        queue_summary, task=task, low_confidence=state.review_low_confidence
+    )
 
 
 @router.post("/v1/review/lease", summary="Lease the most needed item (or keep your current one)")
 async def post_lease(body: LeaseRequest, state: State, who: Reviewer) -> dict[str, Any]:
     found = await state.store.call(
-        lease_next, reviewer=who.name, task=body.task, lease_s=state.review_lease_s,
+        lease_next,
+        reviewer=who.name,
+        task=body.task,
+        lease_s=state.review_lease_s,
         low_confidence=state.review_low_confidence,
-    )  # fmt: skip
+    )
     return {"item": found}
 
 
 @router.get("/v1/review/items/{inference_id}", summary="One item as a reviewer sees it")
 async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str, Any]:
-    found = await state.store.call(review_item, inference_id,
-                                   low_confidence=state.review_low_confidence)  # fmt: skip
+    found = await state.store.call(
+        review_item, inference_id, low_confidence=state.review_low_confidence
+    )
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inference {inference_id}")
     return found
@@ -67,15 +72,23 @@ async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str,
 @router.post("/v1/review/items/{inference_id}/approve", summary="The output is right as is")
 async def post_approve(inference_id: str, body: Approve, state: State, who: Reviewer) -> dict:
     leased = await _leased(state, inference_id, who.name)
-    return await _verdict(state, inference_id, who.name, leased["task"], leased["output"],
-                          body.note or "approved as is", "approved")  # fmt: skip
+    return await _verdict(
+        state,
+        inference_id,
+        who.name,
+        leased["task"],
+        leased["output"],
+        body.note or "approved as is",
+        "approved",
+    )
 
 
 @router.post("/v1/review/items/{inference_id}/correct", summary="Replace the output")
 async def post_correct(inference_id: str, body: Correct, state: State, who: Reviewer) -> dict:
     leased = await _leased(state, inference_id, who.name)
-    return await _verdict(state, inference_id, who.name, leased["task"], body.corrected_output,
-                          body.note, "corrected")  # fmt: skip
+    return await _verdict(
+        state, inference_id, who.name, leased["task"], body.corrected_output, body.note, "corrected"
+    )
 
 
 @router.post("/v1/review/items/{inference_id}/skip", summary="Give the item to someone else")
@@ -92,25 +105,42 @@ async def _leased(state: State, inference_id: str, reviewer: str) -> dict[str, A
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
 
 
-async def _verdict(state: State, inference_id: str, reviewer: str, task: str, output: str,
-                   note: str | None, outcome: str) -> dict[str, Any]:  # fmt: skip
+async def _verdict(
+    state: State,
+    inference_id: str,
+    reviewer: str,
+    task: str,
+    output: str,
+    note: str | None,
+    outcome: str,
+) -> dict[str, Any]:
     try:
-        event = CorrectionEvent(event_id=f"review-{uuid.uuid4().hex}",
-                                occurred_at=datetime.now(UTC), task=task,
-                                inference_id=inference_id, corrected_output=output,
-                                reviewer=reviewer, note=note)  # fmt: skip
+        event = CorrectionEvent(
+            event_id=f"review-{uuid.uuid4().hex}",
+            occurred_at=datetime.now(UTC),
+            task=task,
+            inference_id=inference_id,
+            corrected_output=output,
+            reviewer=reviewer,
+            note=note,
+        )
     except ValidationError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
     try:
-        await state.producer.send_and_wait(CORRECTIONS, event.model_dump_json().encode(),
-                                           key=task.encode())  # fmt: skip
+        await state.producer.send_and_wait(
+            CORRECTIONS, event.model_dump_json().encode(), key=task.encode()
+        )
     except KafkaError as error:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"Kafka is unreachable ({type(error).__name__}); your lease holds: try again",
         ) from error
     await state.store.call(finish, inference_id, reviewer, outcome)
-    await state.store.call(audit, actor=reviewer, action=f"review:{outcome}", task=task,
-                           details={"inference_id": inference_id,
-                                    "correction_id": event.event_id})  # fmt: skip
+    await state.store.call(
+        audit,
+        actor=reviewer,
+        action=f"review:{outcome}",
+        task=task,
+        details={"inference_id": inference_id, "correction_id": event.event_id},
+    )
     return {"inference_id": inference_id, "outcome": outcome, "correction_id": event.event_id}

@@ -31,6 +31,11 @@ async def post_token(body: TokenCreate, state: State, who: Admin) -> TokenCreate
         )
     token = await state.store.call(create_token, role=body.role, name=body.name)
     state.principals[token_hash(token)] = Principal(body.role, body.name)
-    await state.store.call(audit, actor=who.name, action="token:create", task=None,
-                           details={"role": body.role, "name": body.name})  # fmt: skip
+    await state.store.call(
+        audit,
+        actor=who.name,
+        action="token:create",
+        task=None,
+        details={"role": body.role, "name": body.name},
+    )
     return TokenCreated(role=body.role, name=body.name, token=token)
