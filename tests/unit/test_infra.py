@@ -45,8 +45,24 @@ def check_variable(name: str) -> None:
         assert field in Settings.model_fields, f"{name} is not a Flywheel setting"
 
 
-def test_every_yaml_file_parses():
-    assert len(documents()) == 14  # 2 compose files, 12 Kubernetes objects
+def test_every_yaml_file_parses_into_objects_kubectl_and_compose_accept():
+    files = sorted(INFRA.rglob("*.yaml"))
+    parsed = documents()
+    assert {path for path, _ in parsed} == set(files), "a YAML file holds no document"
+    for path, doc in parsed:
+        assert isinstance(doc, dict), f"{path.name}: a document is not a mapping"
+        if "k8s" in path.parts:
+            assert doc.get("apiVersion") and doc.get("kind"), f"{path.name}: no apiVersion/kind"
+            if doc["kind"] != "Kustomization":
+                assert doc.get("metadata", {}).get("name"), (
+                    f"{path.name}: a {doc['kind']} has no name"
+                )
+        else:
+            assert isinstance(doc.get("services"), dict), f"{path.name}: no compose services"
+    # `kubectl apply -k` applies only what the kustomization lists: no manifest left out.
+    kustomization = yaml.safe_load((INFRA / "k8s" / "kustomization.yaml").read_text())
+    manifests_on_disk = {p.name for p in files if "k8s" in p.parts} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests_on_disk
 
 
 def test_compose_runs_kafka_kraft_a_control_plane_two_servers_and_a_training_worker():

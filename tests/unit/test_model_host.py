@@ -46,6 +46,13 @@ def adapters(tiny_model_dir, tmp_path_factory):
     return made
 
 
+def logits(model, tokenizer) -> torch.Tensor:
+    """The next-token scores for one prompt: what an adapter, once applied, changes."""
+    batch = tokenizer(["pay the bill"], return_tensors="pt")
+    with torch.no_grad():
+        return model(**batch).logits[0, -1].clone()
+
+
 def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
     tiny_model_dir, adapters, tmp_path
 ):
@@ -57,7 +64,14 @@ def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
         answer = lambda model, tok: predict(model, tok, STYLE, ["pay the bill"])[0]  # noqa: E731
         assert (await host.call(lambda: None, answer))[0] is None
         for adapter_id, directory in ((a, a_dir), (b, b_dir)):
-            assert await host.ensure_loaded(adapter_id, directory) >= 0
+            await host.ensure_loaded(adapter_id, directory)
+            assert adapter_id in host.loaded
+        await host.ensure_loaded(a, a_dir)  # loaded already: a no-op, not a second copy
+        assert host.loaded == [a, b]
+        # The adapter is really applied: its next-token scores differ from the base model's.
+        _, with_a = await host.call(lambda: a, logits)
+        _, base = await host.call(lambda: None, logits)
+        assert not torch.equal(with_a, base)
         used, prediction = await host.call(lambda: b, answer)
         assert used == b and prediction.output in ("yes", "no")
         broken = tmp_path / c
