@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from schemas.tasks import GatePolicy, TaskDefinition, Triggers
 from services.cli.local_store import fail, load_settings, via_api_or_store
+from services.cli.task_file import read_task_file
 from training.cycle_records import get_cycle, list_cycles
 from training.registry import (
     RegistryError,
@@ -52,7 +52,7 @@ def task_create(
     """Create a task from options or from a YAML file."""
     try:
         if from_file is not None:
-            definition = TaskDefinition.model_validate(yaml.safe_load(from_file.read_text()))
+            definition = read_task_file(from_file)
         else:
             if name is None or instruction is None:
                 raise fail("give NAME and --instruction, or --from-file", 2)
