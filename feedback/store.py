@@ -14,13 +14,15 @@ import duckdb
 
 from feedback.exceptions import StoreError, StoreLockedError
 from feedback.migrations import MIGRATIONS
+from feedback.private_files import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the store, applying pending migrations unless ``read_only``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open the store, applying pending migrations unless ``read_only``. The store holds
+    every event and the token hashes: its directory is made 0700 and the file 0600."""
+    private_dir(path.parent)
     if read_only and not path.exists():
         raise StoreError(f"no store at {path}: start the service once (flywheel up) to create it")
     try:
@@ -34,6 +36,7 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             ) from error
         raise StoreError(f"cannot open {path}: {error}") from error
     if not read_only:
+        private_file(path)  # DuckDB creates it under the process umask
         migrate(connection)
     return connection
 

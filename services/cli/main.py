@@ -15,6 +15,7 @@ from rich.table import Table
 
 from services.cli import console as console_commands
 from services.cli import learning
+from services.cli.home import open_private_home
 from services.cli.local_store import fail, load_settings
 from services.settings import Settings
 
@@ -49,6 +50,7 @@ def up() -> None:
     from services.logging_setup import configure_logging
 
     settings = load_settings()
+    open_private_home(settings)
     configure_logging(settings.log_level, settings.home / "logs" / "flywheel.log")
     try:
         run(settings)
@@ -67,6 +69,7 @@ def serve() -> None:
     from training.checkpoints import BaseModelError
 
     settings = load_settings()
+    open_private_home(settings)
     configure_logging(settings.log_level, settings.home / "logs" / f"{instance_name(settings)}.log")
     try:
         run(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
@@ -86,6 +89,7 @@ def train(
     from training import job_queue
 
     settings = load_settings()
+    open_private_home(settings)
     if job is not None:
         if not (job / "job.json").exists():
             raise fail(f"{job} holds no job.json")

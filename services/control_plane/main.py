@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from feedback.private_files import private_dir, private_home
 from services.auth_limiter import FailedAuthLimiter
 from services.broker import EmbeddedBroker, port_is_free
 from services.control_plane.api.main import create_app
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings) -> None:
     """Start everything, serve until a signal, stop everything. Raises ServiceError early."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    private_home(settings.home)  # before anything is written there: the store holds secrets
+    private_dir(settings.run_dir)
     store = StoreWorker(settings.db_path)
     store.open()  # fails fast with StoreLockedError when another control plane runs
     broker = None

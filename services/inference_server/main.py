@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from feedback.client import FlywheelClient
+from feedback.private_files import private_dir
 from services.auth_limiter import FailedAuthLimiter
 from services.broker import port_is_free
 from services.errors import PortInUseError, ServiceError
@@ -108,7 +109,7 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
     )
     server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
     stop = stop_on_signals()
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.run_dir)
     run_file = settings.run_dir / f"{instance_name(settings)}.json"
     try:
         await follower.start()  # subscribe first: nothing published meanwhile is missed
