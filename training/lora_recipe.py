@@ -15,12 +15,10 @@ step, at little cost in accuracy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -31,6 +29,9 @@ from typing import Any
 
 import torch
 
+from training.adapter_files import adapter_content_hash
+from training.adapter_files import adapter_dir as adapter_dir  # re-exported for callers
+from training.adapter_files import verify_adapter as verify_adapter  # re-exported
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
 from training.checkpoints import autocast_dtype, load_model, load_tokenizer
 from training.split_forward import SplitForward
@@ -255,38 +256,6 @@ class LoRARecipe:
 
     def cleanup(self) -> None:
         self.model = None
-
-
-def adapter_content_hash(directory: Path) -> str:
-    """sha256 over the weights and the adapter config: equal ids mean equal adapters."""
-    digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        digest.update(name.encode())
-        digest.update((directory / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-ADAPTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def adapter_dir(adapters_dir: Path, adapter_id: str) -> Path:
-    """Where an adapter lives; an id that is not a plain name (``..``, ``/``) is refused, so
-    no adapter id can point outside the adapter store."""
-    if not isinstance(adapter_id, str) or not ADAPTER_ID.fullmatch(adapter_id):
-        raise ValueError(f"{adapter_id!r} is not an adapter id (letters, digits, '-', '_')")
-    return adapters_dir / adapter_id
-
-
-def verify_adapter(directory: Path) -> None:
-    """Refuse an adapter whose files no longer match its name (corrupted or truncated)."""
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        if not (directory / name).is_file():
-            raise ValueError(f"adapter {directory.name} is missing {name}")
-    actual = adapter_content_hash(directory)
-    if actual != directory.name:
-        raise ValueError(
-            f"adapter {directory.name} is corrupted: its files hash to {actual}; it was not loaded"
-        )
 
 
 def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
