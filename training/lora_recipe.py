@@ -33,7 +33,7 @@ from training.adapter_files import adapter_content_hash
 from training.adapter_files import adapter_dir as adapter_dir  # re-exported for callers
 from training.adapter_files import verify_adapter as verify_adapter  # re-exported
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
-from training.checkpoints import autocast_dtype, load_model, load_tokenizer
+from training.checkpoints import load_model, load_tokenizer, training_precision
 from training.split_forward import SplitForward
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,9 @@ class LoRARecipe:
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _warmup_cosine(s.warmup_steps, steps)
         )
-        dtype = autocast_dtype(self.device)
+        precision = training_precision(self.device)
+        # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
         split = (
             SplitForward(self.model, cache_bytes=s.activation_cache_mb * 2**20)
             if SplitForward.applies_to(self.model)
@@ -177,7 +179,9 @@ class LoRARecipe:
             input_ids, labels, attention = self._collate([example(i) for i in keys])
             output_tokens += int((labels != IGNORE_INDEX).sum())
             with torch.autocast(
-                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                self.device.type,
+                dtype=precision.autocast or torch.float32,
+                enabled=precision.autocast is not None,
             ):
                 if split is not None:
                     loss = split.loss(keys, input_ids, labels, attention)
@@ -185,9 +189,11 @@ class LoRARecipe:
                     loss = self.model(
                         input_ids=input_ids, attention_mask=attention, labels=labels
                     ).loss
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            scaler.update()
             schedule.step()
             # flush the gradients as soon as we can, no need for this memory anymore
             optimizer.zero_grad(set_to_none=True)
