@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
 from training.adapter_files import adapter_content_hash
 from training.adapter_files import adapter_dir as adapter_dir  # re-exported for callers
@@ -152,9 +153,7 @@ class LoRARecipe:
         steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(examples) / s.batch_size)))
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _warmup_cosine(s.warmup_steps, steps)
-        )
+        schedule = warmup_cosine(optimizer, warmup=s.warmup_steps, total=steps)
         precision = training_precision(self.device)
         # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
         scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
@@ -264,14 +263,18 @@ class LoRARecipe:
         self.model = None
 
 
-def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, *, warmup: int, total: int, floor: float = 0.1
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning rate climbs linearly over ``warmup`` steps (lr/warmup, 2 lr/warmup, ...,
+    lr), then follows a cosine down to ``floor`` x lr at step ``total``: small first steps
+    keep a warm-started adapter steady, and the floor keeps the last steps learning."""
+    peak = optimizer.param_groups[0]["lr"]
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=floor * peak)
+    if warmup == 0:
+        return cosine
+    ramp = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1)
+    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
 
 def run_training(

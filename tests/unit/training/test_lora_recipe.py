@@ -17,6 +17,7 @@ from training.lora_recipe import (
     run_training,
     select_training_examples,
     verify_adapter,
+    warmup_cosine,
 )
 from training.scoring import aggregate, score
 
@@ -139,3 +140,27 @@ def test_fp16_training_scales_its_gradients_and_still_learns(tiny_model_dir, tmp
     assert len(scales) == FAST.max_steps and all(s > 1.0 for s in scales)  # scaled
     assert all(math.isfinite(loss) for loss in report.losses)
     assert report.last_loss < report.first_loss, report.losses
+
+
+@pytest.mark.parametrize(
+    ("warmup", "total"), [(5, 200), (5, 12), (0, 10), (1, 10), (5, 5), (5, 3), (8, 12)]
+)
+def test_the_schedule_warms_up_linearly_then_decays_on_a_cosine_to_a_tenth(warmup, total):
+    """Step by step, the learning rate of the recipe's formula: (k + 1)/warmup of the peak
+    during warm-up, then 0.1 + 0.9 * (1 + cos(pi * progress)) / 2 of it."""
+
+    def intended(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    schedule = warmup_cosine(optimizer, warmup=warmup, total=total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([1e-3 * intended(k) for k in range(total)], rel=1e-9)
