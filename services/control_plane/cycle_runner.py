@@ -288,7 +288,6 @@ def record_outcome(
     candidate when the gate says so: one transaction. Returns the promotion message to
     publish, or None when the champion stays."""
     adapter_id = result["adapter_id"]
-    promote = decision.verdict == "promote"
     try:
         with registry.transaction(connection):
             registry.register_adapter(
@@ -320,7 +319,7 @@ def record_outcome(
                     "reasons": decision.reasons,
                 },
             )
-            if not promote:
+            if decision.verdict != "promote":
                 return None
             return registry.change_champion(
                 connection,
