@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -95,17 +96,42 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware runs it natively; None (fp32) elsewhere. Measured here: bf16
-    autocast on a CPU without AVX512-BF16/AMX is 25x slower than fp32, so it is opt-in by
-    capability, not by default."""
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """How a training step runs on a device."""
+
+    autocast: torch.dtype | None
+    """The autocast dtype; None runs in fp32."""
+    scale_gradients: bool
+    """fp16 has too little range for small gradients (they underflow to zero), so its loss is
+    scaled up before backward and the gradients down after (``torch.amp.GradScaler``); bf16
+    has fp32's range and needs no scaling."""
+
+
+def choose_precision(device_type: str, *, bf16_native: bool) -> Precision:
+    """bf16 where the hardware runs it natively; fp16 with gradient scaling on a CUDA device
+    without bf16; fp32 elsewhere. Measured here: bf16 autocast on a CPU without
+    AVX512-BF16/AMX is 25x slower than fp32, so it is opt-in by capability, not by default."""
+    if bf16_native:
+        return Precision(torch.bfloat16, scale_gradients=False)
+    if device_type == "cuda":
+        return Precision(torch.float16, scale_gradients=True)
+    return Precision(None, scale_gradients=False)
+
+
+def training_precision(device: torch.device) -> Precision:
+    """``choose_precision`` for this machine's ``device``."""
+    return choose_precision(device.type, bf16_native=_bf16_native(device))
+
+
+def _bf16_native(device: torch.device) -> bool:
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return bool(torch.cuda.is_bf16_supported())
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return None
-    return torch.bfloat16 if ("amx_bf16" in flags or "avx512_bf16" in flags) else None
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def load_tokenizer(path: Path):  # type: ignore[no-untyped-def]

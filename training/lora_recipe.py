@@ -15,12 +15,10 @@ step, at little cost in accuracy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -30,9 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
+from training.adapter_files import adapter_content_hash
+from training.adapter_files import adapter_dir as adapter_dir  # re-exported for callers
+from training.adapter_files import verify_adapter as verify_adapter  # re-exported
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
-from training.checkpoints import autocast_dtype, load_model, load_tokenizer
+from training.checkpoints import load_model, load_tokenizer, training_precision
 from training.split_forward import SplitForward
 
 log = logging.getLogger(__name__)
@@ -151,10 +153,10 @@ class LoRARecipe:
         steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(examples) / s.batch_size)))
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _warmup_cosine(s.warmup_steps, steps)
-        )
-        dtype = autocast_dtype(self.device)
+        schedule = warmup_cosine(optimizer, warmup=s.warmup_steps, total=steps)
+        precision = training_precision(self.device)
+        # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
         split = (
             SplitForward(self.model, cache_bytes=s.activation_cache_mb * 2**20)
             if SplitForward.applies_to(self.model)
@@ -176,7 +178,9 @@ class LoRARecipe:
             input_ids, labels, attention = self._collate([example(i) for i in keys])
             output_tokens += int((labels != IGNORE_INDEX).sum())
             with torch.autocast(
-                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                self.device.type,
+                dtype=precision.autocast or torch.float32,
+                enabled=precision.autocast is not None,
             ):
                 if split is not None:
                     loss = split.loss(keys, input_ids, labels, attention)
@@ -184,9 +188,11 @@ class LoRARecipe:
                     loss = self.model(
                         input_ids=input_ids, attention_mask=attention, labels=labels
                     ).loss
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            scaler.update()
             schedule.step()
             # flush the gradients as soon as we can, no need for this memory anymore
             optimizer.zero_grad(set_to_none=True)
@@ -257,46 +263,18 @@ class LoRARecipe:
         self.model = None
 
 
-def adapter_content_hash(directory: Path) -> str:
-    """sha256 over the weights and the adapter config: equal ids mean equal adapters."""
-    digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        digest.update(name.encode())
-        digest.update((directory / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-ADAPTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def adapter_dir(adapters_dir: Path, adapter_id: str) -> Path:
-    """Where an adapter lives; an id that is not a plain name (``..``, ``/``) is refused, so
-    no adapter id can point outside the adapter store."""
-    if not isinstance(adapter_id, str) or not ADAPTER_ID.fullmatch(adapter_id):
-        raise ValueError(f"{adapter_id!r} is not an adapter id (letters, digits, '-', '_')")
-    return adapters_dir / adapter_id
-
-
-def verify_adapter(directory: Path) -> None:
-    """Refuse an adapter whose files no longer match its name (corrupted or truncated)."""
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        if not (directory / name).is_file():
-            raise ValueError(f"adapter {directory.name} is missing {name}")
-    actual = adapter_content_hash(directory)
-    if actual != directory.name:
-        raise ValueError(
-            f"adapter {directory.name} is corrupted: its files hash to {actual}; it was not loaded"
-        )
-
-
-def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, *, warmup: int, total: int, floor: float = 0.1
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning rate climbs linearly over ``warmup`` steps (lr/warmup, 2 lr/warmup, ...,
+    lr), then follows a cosine down to ``floor`` x lr at step ``total``: small first steps
+    keep a warm-started adapter steady, and the floor keeps the last steps learning."""
+    peak = optimizer.param_groups[0]["lr"]
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=floor * peak)
+    if warmup == 0:
+        return cosine
+    ramp = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1)
+    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
 
 def run_training(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from sacrebleu.metrics import CHRF
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_CHRF = CHRF(char_order=6, word_order=0, beta=2)
 
 
 def normalise(text: str) -> str:
@@ -28,27 +31,13 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def chrf(prediction: str, reference: str, *, max_n: int = 6, beta: float = 2.0) -> float:
-    """chrF (Popović 2015): character n-gram F-beta averaged over n = 1..6, spaces removed,
-    on a 0-1 scale. Orders that neither side has are skipped, as in sacrebleu."""
-    hyp, ref = prediction.replace(" ", ""), reference.replace(" ", "")
-    if not hyp and not ref:
+def chrf(prediction: str, reference: str) -> float:
+    """chrF (Popović 2015) as sacrebleu computes it (character 6-grams, beta 2, whitespace
+    ignored), on the 0-1 scale of the other metrics and the gate's ``min_delta``. An empty
+    reply to an empty reference scores 1, as in ``token_f1``; sacrebleu says 0."""
+    if not "".join(prediction.split()) and not "".join(reference.split()):
         return 1.0
-    precisions, recalls = [], []
-    for n in range(1, max_n + 1):
-        hyp_grams = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
-        ref_grams = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
-        if not hyp_grams and not ref_grams:
-            continue
-        overlap = sum((hyp_grams & ref_grams).values())
-        precisions.append(overlap / sum(hyp_grams.values()) if hyp_grams else 0.0)
-        recalls.append(overlap / sum(ref_grams.values()) if ref_grams else 0.0)
-    if not precisions:
-        return 0.0
-    precision, recall = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    if precision + recall == 0:
-        return 0.0
-    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
+    return _CHRF.sentence_score(prediction, [reference]).score / 100
 
 
 HIGHER_IS_BETTER = {"exact_match": True, "token_f1": True, "chrf": True, "nll": False}

@@ -3,17 +3,34 @@
 The champion is a row in ``champion_history`` with ``until IS NULL``; changing it closes that
 row and opens another in one transaction, so "what was live at time T" is one query. Adapter
 ids are content hashes of their weights, so an id always means the same weights.
+
+``promote`` is the one way to change a champion (promotion, approval and rollback alike): the
+control plane and the CLI with the control plane down both call it, so both check the files,
+audit the change and grow the regression set the same way.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from feedback.snapshots import remember_fixed_mistakes
+from training.adapter_files import verify_adapter
+from training.task_records import get_task
+
+log = logging.getLogger(__name__)
+
+FIXING_ACTIONS = ("promote", "approve")
+"""Champion changes that put a newly trained adapter live, so its fixed mistakes must stay
+fixed; a rollback puts back an adapter whose fixes were remembered when it first went live."""
 
 
 class RegistryError(Exception):
@@ -53,7 +70,11 @@ def register_adapter(
 ) -> None:
     """Record a trained adapter; registering the same content again is a no-op."""
     connection.execute(
-        "INSERT OR IGNORE INTO adapters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        """
+        INSERT OR IGNORE INTO adapters (adapter_id, task, base_model, parent_adapter,
+                                        snapshot_id, path, metadata, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """,
         [
             adapter_id,
             task,
@@ -68,11 +89,26 @@ def register_adapter(
 
 
 def get_adapter(connection: duckdb.DuckDBPyConnection, adapter_id: str) -> AdapterRecord | None:
-    row = connection.execute("SELECT * FROM adapters WHERE adapter_id = ?", [adapter_id]).fetchone()
+    row = connection.execute(
+        """
+        SELECT adapter_id, task, base_model, parent_adapter, snapshot_id, path, metadata,
+               created_at
+        FROM adapters WHERE adapter_id = ?
+        """,
+        [adapter_id],
+    ).fetchone()
     if row is None:
         return None
+    adapter_id, task, base_model, parent, snapshot_id, path, metadata, created_at = row
     return AdapterRecord(
-        row[0], row[1], row[2], row[3], row[4], Path(row[5]), json.loads(row[6]), row[7]
+        adapter_id=adapter_id,
+        task=task,
+        base_model=base_model,
+        parent_adapter=parent,
+        snapshot_id=snapshot_id,
+        path=Path(path),
+        metadata=json.loads(metadata),
+        created_at=created_at,
     )
 
 
@@ -150,7 +186,19 @@ def champion_history(connection: duckdb.DuckDBPyConnection, task: str) -> list[d
     ]
 
 
-def set_champion(
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block's writes, or none of them."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def promote(
     connection: duckdb.DuckDBPyConnection,
     *,
     task: str,
@@ -159,28 +207,60 @@ def set_champion(
     action: str,
     reason: str,
 ) -> dict[str, Any]:
-    """Move the task's champion alias; returns the promotion message to publish."""
-    if adapter_id is not None:
-        record = get_adapter(connection, adapter_id)
-        if record is None or record.task != task:
-            raise RegistryError(f"no adapter {adapter_id} for task {task}")
+    """Make ``adapter_id`` (None: the base model) the task's champion, in one transaction:
+    check its files against its content hash, move the alias, audit, and for a promotion or
+    approval add the mistakes it fixed to the regression set. Returns the message to publish
+    to the inference servers. Raises RegistryError (unknown task or adapter) or
+    AdapterRefusedError (corrupted files, audited as ``<action>:refused``), changing nothing."""
+    try:
+        with transaction(connection):
+            return change_champion(
+                connection,
+                task=task,
+                adapter_id=adapter_id,
+                actor=actor,
+                action=action,
+                reason=reason,
+            )
+    except AdapterRefusedError as refusal:
+        refused(connection, refusal, task=task, adapter_id=adapter_id, actor=actor, action=action)
+        raise
+
+
+def change_champion(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    task: str,
+    adapter_id: str | None,
+    actor: str,
+    action: str,
+    reason: str,
+) -> dict[str, Any]:
+    """The steps of ``promote`` for a caller that already holds a transaction (a cycle that
+    records its candidate and promotes it at once); on an error the caller rolls back."""
+    if get_task(connection, task) is None:
+        raise RegistryError(f"no task named {task}; create it with flywheel task create")
+    record = None if adapter_id is None else _verified(connection, task, adapter_id)
     previous = champion(connection, task)
     now = _now()
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.execute(
-            "UPDATE champion_history SET until = ? WHERE task = ? AND until IS NULL", [now, task]
-        )
-        connection.execute(
-            "INSERT INTO champion_history VALUES (?, ?, ?, NULL, ?, ?, ?)",
-            [task, adapter_id, now, actor, action, reason],
-        )
-        details = {"adapter_id": adapter_id, "previous": previous, "reason": reason}
-        audit(connection, actor=actor, action=action, task=task, details=details)
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
+    connection.execute(
+        "UPDATE champion_history SET until = ? WHERE task = ? AND until IS NULL", [now, task]
+    )
+    connection.execute(
+        "INSERT INTO champion_history (task, adapter_id, since, until, actor, action, reason) "
+        "VALUES (?, ?, ?, NULL, ?, ?, ?)",
+        [task, adapter_id, now, actor, action, reason],
+    )
+    fixed = 0
+    if record is not None and action in FIXING_ACTIONS:
+        fixed = remember_fixed_mistakes(connection, task=task, snapshot_id=record.snapshot_id)
+    details = {
+        "adapter_id": adapter_id,
+        "previous": previous,
+        "reason": reason,
+        "fixed_mistakes": fixed,
+    }
+    audit(connection, actor=actor, action=action, task=task, details=details)
     return {
         "task": task,
         "adapter_id": adapter_id,
@@ -189,6 +269,36 @@ def set_champion(
         "actor": actor,
         "at": now.isoformat() + "Z",
     }
+
+
+def _verified(connection: duckdb.DuckDBPyConnection, task: str, adapter_id: str) -> AdapterRecord:
+    """The task's adapter once its files are checked against its content hash."""
+    record = get_adapter(connection, adapter_id)
+    if record is None or record.task != task:
+        raise RegistryError(f"no adapter {adapter_id} for task {task}")
+    try:
+        verify_adapter(record.path)
+    except (OSError, ValueError) as error:
+        raise AdapterRefusedError(
+            f"{error}; the champion is unchanged. Run a new cycle to train a fresh candidate."
+        ) from error
+    return record
+
+
+def refused(
+    connection: duckdb.DuckDBPyConnection,
+    refusal: AdapterRefusedError,
+    *,
+    task: str,
+    adapter_id: str | None,
+    actor: str,
+    action: str,
+) -> None:
+    """Tell operators that an adapter was refused: an ``<action>:refused`` audit entry and an
+    error in the log. Written after the rollback, so the refusal itself is remembered."""
+    log.error("refused to %s %s for %s: %s", action, adapter_id, task, refusal)
+    details = {"adapter_id": adapter_id, "reason": str(refusal.__cause__ or refusal)}
+    audit(connection, actor=actor, action=f"{action}:refused", task=task, details=details)
 
 
 def rollback_target(connection: duckdb.DuckDBPyConnection, task: str) -> str | None:
@@ -218,7 +328,8 @@ def audit(
     task: str | None,
     details: dict[str, Any],
 ) -> None:
+    """One entry of the audit log: who did what to which task, and the details."""
     connection.execute(
-        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (logged_at, actor, action, task, details) VALUES (?, ?, ?, ?, ?)",
         [_now(), actor, action, task, json.dumps(details, default=str)],
     )

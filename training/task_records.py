@@ -27,7 +27,8 @@ def create_task(
         )
     else:
         connection.execute(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?)", [task.name, task.model_dump_json(), now, now]
+            "INSERT INTO tasks (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            [task.name, task.model_dump_json(), now, now],
         )
 
 

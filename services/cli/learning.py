@@ -24,8 +24,8 @@ from training.registry import (
     champion_history,
     list_adapters,
     rollback_target,
-    set_champion,
 )
+from training.registry import promote as promote_in_store
 from training.task_records import TaskExistsError, create_task, get_task, list_tasks
 
 console = Console()
@@ -300,9 +300,11 @@ def _change_champion(
     task: str, adapter_id: str | None, *, action: str, reason: str, path: str
 ) -> None:
     def local(db: Any) -> dict[str, Any]:
+        """With the control plane down: the same one-transaction promotion it would make (files
+        verified, regression set updated); the servers pick the champion up when they start."""
         try:
             target = rollback_target(db, task) if action == "rollback" else adapter_id
-            return set_champion(
+            return promote_in_store(
                 db, task=task, adapter_id=target, actor="local-cli", action=action, reason=reason
             )
         except RegistryError as error:
@@ -407,8 +409,8 @@ def evaluate(
 
 
 def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
+    from training.adapter_files import adapter_dir, verify_adapter
     from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
-    from training.lora_recipe import adapter_dir, verify_adapter
 
     base = resolve_base_model(settings.base_model, settings.models_dir)
     model = load_model(base, pick_device())

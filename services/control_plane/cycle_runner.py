@@ -2,8 +2,11 @@
 
 The heavy work runs in ``python -m training.cycle_worker`` so the control plane's event loop
 never blocks; the worker reports progress as JSON lines on stdout, which renew the cycle's
-lease. Only a worker that exits cleanly with a result gets its adapter registered, in one
-store transaction, so a crash or kill leaves nothing half-registered.
+lease. Only a worker that exits cleanly with a result gets its adapter registered: the
+registration, the gate's verdict, its audit entry and (when the gate promotes) the champion
+change are one store transaction (``record_outcome``), so a crash or kill leaves nothing
+half-registered. Every champion change goes through ``training.registry.promote`` in one
+store call; this module adds only the Kafka message that tells the inference servers.
 """
 
 from __future__ import annotations
@@ -18,26 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from aiokafka import AIOKafkaProducer
 
-from feedback.snapshots import build_snapshot, remember_fixed_mistakes
+from feedback.snapshots import build_snapshot
 from schemas.tasks import TaskDefinition
 from schemas.topics import PROMOTIONS
 from services.control_plane.store_worker import StoreWorker
-from training import job_queue
+from training import job_queue, registry
 from training.cycle_records import start_cycle, update_cycle
-from training.lora_recipe import verify_adapter
-from training.promotion_gate import decide
-from training.registry import (
-    AdapterRecord,
-    AdapterRefusedError,
-    RegistryError,
-    audit,
-    champion,
-    get_adapter,
-    register_adapter,
-    set_champion,
-)
+from training.promotion_gate import GateDecision, decide
+from training.registry import AdapterRefusedError, champion, get_adapter
 from training.task_records import get_task
 
 log = logging.getLogger(__name__)
@@ -234,32 +228,6 @@ class CycleRunner:
         result: dict[str, Any],
     ) -> None:
         decision = decide(result["scores"], task.gate, metric=task.metric)
-        adapter_id = result["adapter_id"]
-        await self.store.call(
-            register_adapter,
-            adapter_id=adapter_id,
-            task=task.name,
-            base_model=result["base_model"],
-            parent_adapter=champion_id,
-            snapshot_id=snapshot_id,
-            path=Path(result["adapter_path"]),
-            metadata=result["metadata"],
-        )
-        await self.store.call(
-            update_cycle,
-            cycle_id,
-            state="decided",
-            adapter_id=adapter_id,
-            verdict=decision.verdict,
-            decision=decision.as_dict(),
-        )
-        await self.store.call(
-            audit,
-            actor="gate",
-            action=f"gate:{decision.verdict}",
-            task=task.name,
-            details={"cycle_id": cycle_id, "adapter_id": adapter_id, "reasons": decision.reasons},
-        )
         log.info(
             "cycle %s of %s: %s (%s)",
             cycle_id,
@@ -267,59 +235,102 @@ class CycleRunner:
             decision.verdict,
             "; ".join(decision.reasons),
         )
-        if decision.verdict == "promote":
-            await self.promote(
-                task.name,
-                adapter_id,
-                actor="gate",
-                action="promote",
-                reason="; ".join(decision.reasons),
-            )
-        elif decision.verdict == "reject":
+        message = await self.store.call(
+            record_outcome,
+            cycle_id=cycle_id,
+            task=task.name,
+            snapshot_id=snapshot_id,
+            champion_id=champion_id,
+            result=result,
+            decision=decision,
+        )
+        if message is not None:
+            await self._publish(message)
+        if decision.verdict == "reject":
             shutil.rmtree(self.paths.cycles_dir / cycle_id / "scratch", ignore_errors=True)
-
-    async def _verified(
-        self, task: str, adapter_id: str, *, actor: str, action: str
-    ) -> AdapterRecord:
-        """The adapter's record once its files are checked against its content hash."""
-        record = await self.store.call(get_adapter, adapter_id)
-        if record is None or record.task != task:
-            raise RegistryError(f"no adapter {adapter_id} for task {task}")
-        try:
-            await asyncio.to_thread(verify_adapter, Path(record.path))
-        except (OSError, ValueError) as error:
-            details = {"adapter_id": adapter_id, "reason": str(error)}
-            await self.store.call(
-                audit, actor=actor, action=f"{action}:refused", task=task, details=details
-            )
-            log.error("refused to %s %s for %s: %s", action, adapter_id, task, error)
-            raise AdapterRefusedError(
-                f"{error}; the champion is unchanged. Run a new cycle to train a fresh candidate."
-            ) from error
-        return record
 
     async def promote(
         self, task: str, adapter_id: str | None, *, actor: str, action: str, reason: str
     ) -> dict[str, Any]:
-        """Move the champion alias and tell the inference servers. An adapter whose files no
-        longer hash to its name is refused (AdapterRefusedError): the champion stays."""
-        record = None
-        if adapter_id is not None:
-            record = await self._verified(task, adapter_id, actor=actor, action=action)
+        """Change the champion in one store transaction (``training.registry.promote``: files
+        verified, alias moved, fixed mistakes remembered), then tell the inference servers.
+        An adapter whose files no longer hash to its name is refused (AdapterRefusedError)."""
         message = await self.store.call(
-            set_champion,
+            registry.promote,
             task=task,
             adapter_id=adapter_id,
             actor=actor,
             action=action,
             reason=reason,
         )
-        if self.producer is not None:  # servers swap first; bookkeeping follows
-            await self.producer.send_and_wait(
-                PROMOTIONS, json.dumps(message).encode(), key=task.encode()
-            )
-        if record is not None and action in ("promote", "approve"):
-            await self.store.call(
-                remember_fixed_mistakes, task=task, snapshot_id=record.snapshot_id
-            )
+        await self._publish(message)
         return message
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        """Send a committed champion change to the inference servers (none when offline)."""
+        if self.producer is not None:
+            await self.producer.send_and_wait(
+                PROMOTIONS, json.dumps(message).encode(), key=message["task"].encode()
+            )
+
+
+def record_outcome(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    cycle_id: str,
+    task: str,
+    snapshot_id: str,
+    champion_id: str | None,
+    result: dict[str, Any],
+    decision: GateDecision,
+) -> dict[str, Any] | None:
+    """Register a cycle's candidate, record the gate's verdict and audit it, and promote the
+    candidate when the gate says so: one transaction. Returns the promotion message to
+    publish, or None when the champion stays."""
+    adapter_id = result["adapter_id"]
+    try:
+        with registry.transaction(connection):
+            registry.register_adapter(
+                connection,
+                adapter_id=adapter_id,
+                task=task,
+                base_model=result["base_model"],
+                parent_adapter=champion_id,
+                snapshot_id=snapshot_id,
+                path=Path(result["adapter_path"]),
+                metadata=result["metadata"],
+            )
+            update_cycle(
+                connection,
+                cycle_id,
+                state="decided",
+                adapter_id=adapter_id,
+                verdict=decision.verdict,
+                decision=decision.as_dict(),
+            )
+            registry.audit(
+                connection,
+                actor="gate",
+                action=f"gate:{decision.verdict}",
+                task=task,
+                details={
+                    "cycle_id": cycle_id,
+                    "adapter_id": adapter_id,
+                    "reasons": decision.reasons,
+                },
+            )
+            if decision.verdict != "promote":
+                return None
+            return registry.change_champion(
+                connection,
+                task=task,
+                adapter_id=adapter_id,
+                actor="gate",
+                action="promote",
+                reason="; ".join(decision.reasons),
+            )
+    except AdapterRefusedError as refusal:
+        registry.refused(
+            connection, refusal, task=task, adapter_id=adapter_id, actor="gate", action="promote"
+        )
+        raise

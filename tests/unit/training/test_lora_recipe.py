@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
 import torch
 
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
-from training.checkpoints import load_model, load_tokenizer
+from training.checkpoints import Precision, load_model, load_tokenizer
 from training.lora_recipe import (
     LoRASettings,
     adapter_content_hash,
     run_training,
     select_training_examples,
     verify_adapter,
+    warmup_cosine,
 )
 from training.scoring import aggregate, score
 
@@ -108,3 +110,57 @@ def test_replay_mixes_a_seeded_sample_of_old_examples():
     mixed = select_training_examples(new, old, replay_budget=10, seed=7)
     assert len(mixed) == 15 and all(n in mixed for n in new)
     assert mixed == select_training_examples(new, old, replay_budget=10, seed=7)
+
+
+def test_fp16_training_scales_its_gradients_and_still_learns(tiny_model_dir, tmp_path, monkeypatch):
+    """The fp16 path of a GPU without bf16, run on the CPU: the gradient scaler's scale,
+    unscale, step and update wrap every step and the adapter still learns."""
+    import training.lora_recipe
+
+    fp16 = Precision(torch.float16, scale_gradients=True)
+    monkeypatch.setattr(training.lora_recipe, "training_precision", lambda device: fp16)
+    scales: list[float] = []
+    update = torch.amp.GradScaler.update
+
+    def recorded_update(scaler: torch.amp.GradScaler, new_scale: float | None = None) -> None:
+        update(scaler, new_scale)
+        scales.append(scaler.get_scale())
+
+    monkeypatch.setattr(torch.amp.GradScaler, "update", recorded_update)
+    _, _, report = run_training(
+        FAST,
+        base_model=tiny_model_dir,
+        examples=EXAMPLES,
+        style=STYLE,
+        adapters_dir=tmp_path / "adapters",
+        parent_adapter=None,
+        device=torch.device("cpu"),
+        metadata={},
+    )
+    assert len(scales) == FAST.max_steps and all(s > 1.0 for s in scales)  # scaled
+    assert all(math.isfinite(loss) for loss in report.losses)
+    assert report.last_loss < report.first_loss, report.losses
+
+
+@pytest.mark.parametrize(
+    ("warmup", "total"), [(5, 200), (5, 12), (0, 10), (1, 10), (5, 5), (5, 3), (8, 12)]
+)
+def test_the_schedule_warms_up_linearly_then_decays_on_a_cosine_to_a_tenth(warmup, total):
+    """Step by step, the learning rate of the recipe's formula: (k + 1)/warmup of the peak
+    during warm-up, then 0.1 + 0.9 * (1 + cos(pi * progress)) / 2 of it."""
+
+    def intended(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    schedule = warmup_cosine(optimizer, warmup=warmup, total=total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([1e-3 * intended(k) for k in range(total)], rel=1e-9)

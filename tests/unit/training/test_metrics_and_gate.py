@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from sacrebleu.metrics import CHRF
 
 from schemas.tasks import GatePolicy
 from training.metrics import chrf, exact_match, token_f1
@@ -20,6 +21,31 @@ def test_text_metrics_known_values():
     assert chrf("abc", "xyz") == 0.0
     assert 0.0 < chrf("The permit takes 10 weeks", "A permit takes ten weeks") < 1.0
     assert exact_match(" Spam ", "spam") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference"),
+    [
+        ("The permit takes 10 weeks", "A permit takes ten weeks"),
+        ("ab", "abc"),  # orders only one side has do not count
+        ("abc", "ab"),
+        ("Hello, World!", "hello world"),
+        ("ñandú café", "nandu cafe"),
+        ("a b", "ab"),  # whitespace is ignored
+        ("la licencia de obra menor tarda unas 4 semanas", "la licencia tarda cuatro semanas"),
+        ("x", ""),
+    ],
+)
+def test_chrf_is_sacrebleus_sentence_chrf_on_the_gates_0_to_1_scale(prediction, reference):
+    expected = CHRF().sentence_score(prediction, [reference]).score / 100
+    assert chrf(prediction, reference) == pytest.approx(expected, abs=1e-12)
+
+
+def test_chrf_known_values():
+    # 1-grams: P 1, R 2/3; 2-grams: P 1, R 1/2; no 3-gram in the prediction: order skipped.
+    # F2 of the averages (1, 7/12) = 5 * 7/12 / (4 + 7/12) = 7/11.
+    assert chrf("ab", "abc") == pytest.approx(7 / 11)
+    assert chrf("", "") == chrf("  ", " ") == 1.0  # nothing asked, nothing said: right
 
 
 def test_mcnemar_exact_matches_hand_computed_binomials():
