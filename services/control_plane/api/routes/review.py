@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from feedback.review_queue import LeaseError, check_lease, finish, lease_next, queue_summary
 from feedback.review_queue import item as review_item
 from feedback.review_queue import release as release_item
-from schemas.events import CorrectionEvent, TaskName, Text
+from schemas.events import CorrectionEvent, EventId, TaskName, Text
 from schemas.topics import CORRECTIONS
 from schemas.validation import explain
 from services.control_plane.api.deps import Reviewer, State
@@ -60,7 +60,7 @@ async def post_lease(body: LeaseRequest, state: State, who: Reviewer) -> dict[st
 
 
 @router.get("/v1/review/items/{inference_id}", summary="One item as a reviewer sees it")
-async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str, Any]:
+async def get_item(inference_id: EventId, state: State, _who: Reviewer) -> dict[str, Any]:
     found = await state.store.call(
         review_item, inference_id, low_confidence=state.review_low_confidence
     )
@@ -70,7 +70,7 @@ async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str,
 
 
 @router.post("/v1/review/items/{inference_id}/approve", summary="The output is right as is")
-async def post_approve(inference_id: str, body: Approve, state: State, who: Reviewer) -> dict:
+async def post_approve(inference_id: EventId, body: Approve, state: State, who: Reviewer) -> dict:
     leased = await _leased(state, inference_id, who.name)
     return await _verdict(
         state,
@@ -84,7 +84,7 @@ async def post_approve(inference_id: str, body: Approve, state: State, who: Revi
 
 
 @router.post("/v1/review/items/{inference_id}/correct", summary="Replace the output")
-async def post_correct(inference_id: str, body: Correct, state: State, who: Reviewer) -> dict:
+async def post_correct(inference_id: EventId, body: Correct, state: State, who: Reviewer) -> dict:
     leased = await _leased(state, inference_id, who.name)
     return await _verdict(
         state, inference_id, who.name, leased["task"], body.corrected_output, body.note, "corrected"
@@ -92,7 +92,7 @@ async def post_correct(inference_id: str, body: Correct, state: State, who: Revi
 
 
 @router.post("/v1/review/items/{inference_id}/skip", summary="Give the item to someone else")
-async def post_skip(inference_id: str, state: State, who: Reviewer) -> dict[str, str]:
+async def post_skip(inference_id: EventId, state: State, who: Reviewer) -> dict[str, str]:
     await _leased(state, inference_id, who.name)
     await state.store.call(release_item, inference_id, who.name)
     return {"inference_id": inference_id, "status": "skipped"}
