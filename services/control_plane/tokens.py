@@ -13,7 +13,9 @@ from typing import Annotated, Literal, get_args
 import duckdb
 from pydantic import Field, StringConstraints
 
-Role = Literal["app", "reviewer", "operator", "admin"]
+# server: an inference server's own token (FLYWHEEL_SERVER_TOKEN): reads tasks and champions
+# and reports alerts; it cannot send events or call the inference server as an app.
+Role = Literal["app", "reviewer", "operator", "admin", "server"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "fw_"
 
