@@ -188,4 +188,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "review leases belong to a token; token names are unique",
+        """
+        -- The token that holds (or held) the lease: its id (services.control_plane.tokens).
+        -- Leases taken before this migration belong to no token and simply expire.
+        ALTER TABLE review_items ADD COLUMN holder VARCHAR NOT NULL DEFAULT '';
+        -- Token names identify actors in the audit log, so no two tokens share one. A store
+        -- that already has duplicates keeps the oldest name and suffixes the others with the
+        -- start of their hash. (DuckDB cannot add a unique index after updates in the same
+        -- transaction, so the table is rebuilt.)
+        CREATE TABLE api_tokens_unique_names (
+            token_hash  VARCHAR PRIMARY KEY,
+            role        VARCHAR NOT NULL,
+            name        VARCHAR NOT NULL UNIQUE,
+            created_at  TIMESTAMP NOT NULL,
+            revoked_at  TIMESTAMP
+        );
+        INSERT INTO api_tokens_unique_names
+        SELECT token_hash, role,
+               CASE WHEN row_number() OVER (PARTITION BY name ORDER BY created_at, token_hash) = 1
+                    THEN name ELSE name || '-' || substr(token_hash, 1, 8) END,
+               created_at, revoked_at
+        FROM api_tokens;
+        DROP TABLE api_tokens;
+        ALTER TABLE api_tokens_unique_names RENAME TO api_tokens;
+        """,
+    ),
 ]

@@ -6,9 +6,11 @@ first), then a random calibration sample of the rest (a stable hash order, so tw
 never fight over the same "random" item). Answers that already are ground truth (corrected,
 edited or accepted) never enter the queue.
 
-An item is leased to one reviewer until the lease expires; only that reviewer can finish it.
-Functions take the store connection and run on its single thread, so two reviewers asking at
-the same moment get different items.
+An item is leased to one reviewer's token (its ``holder`` id; two tokens never share a lease,
+whatever their names) until the lease expires; only that token can decide it, and a verdict
+is claimed by one conditional UPDATE, so however many requests race, one decides. Functions
+take the store connection and run on its single thread, so two reviewers asking at the same
+moment get different items.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import duckdb
 
 REASONS = {0: "negative feedback", 1: "low model confidence", 2: "calibration sample"}
 
-# Pending items with their tier. Placeholders: low_confidence, task, task, now, reviewer,
-# reviewer. A lease that expired frees its item; an item a reviewer skipped goes to others.
+# Pending items with their tier. Placeholders: low_confidence, task, task, now, holder,
+# holder. A lease that expired frees its item; an item a reviewer skipped goes to others.
 _PENDING = """
 WITH negative AS (
     SELECT DISTINCT inference_id FROM feedback
@@ -43,8 +45,8 @@ WHERE i.origin = 'production'
   AND i.event_id NOT IN (SELECT inference_id FROM settled)
   AND (? IS NULL OR i.task = ?)
   AND (r.inference_id IS NULL
-       OR (r.lease_expires_at <= ? AND NOT (r.outcome = 'skipped' AND r.reviewer = ?))
-       OR (r.reviewer = ? AND r.outcome IS NULL))
+       OR (r.lease_expires_at <= ? AND NOT (coalesce(r.outcome, '') = 'skipped' AND r.holder = ?))
+       OR (r.holder = ? AND r.outcome IS NULL))
 """
 _ORDER = """
 ORDER BY tier,
@@ -52,6 +54,10 @@ ORDER BY tier,
          CASE WHEN tier = 1 THEN mean_logprob END,
          hash(event_id)
 """
+
+
+VERDICTS = ("approved", "corrected")
+_NO_HOLDER = "(nobody)"  # never a token id, nor the '' of leases taken before migration 4
 
 
 class LeaseError(Exception):
@@ -71,7 +77,7 @@ def queue_summary(
         connection.cursor()
         .execute(
             f"SELECT tier, count(*) FROM ({_PENDING}) GROUP BY tier",
-            [low_confidence, task, task, now, "", ""],
+            [low_confidence, task, task, now, _NO_HOLDER, _NO_HOLDER],
         )
         .fetchall()
     )
@@ -83,32 +89,35 @@ def queue_summary(
 def lease_next(
     connection: duckdb.DuckDBPyConnection,
     *,
+    holder: str,
     reviewer: str,
     task: str | None,
     lease_s: float,
     low_confidence: float,
 ) -> dict[str, Any] | None:
-    """The reviewer's current item, or the most needed free one, leased to them."""
+    """The token's current item, or the most needed free one, leased to ``holder`` (a token
+    id; ``reviewer`` is the name shown to others and written into the verdict)."""
     now = _now()
     cursor = connection.cursor()
     held = cursor.execute(
-        "SELECT inference_id FROM review_items WHERE reviewer = ? AND done_at IS NULL "
+        "SELECT inference_id FROM review_items WHERE holder = ? AND done_at IS NULL "
         "AND outcome IS NULL AND lease_expires_at > ? AND (? IS NULL OR task = ?) "
         "ORDER BY leased_at LIMIT 1",
-        [reviewer, now, task, task],
+        [holder, now, task, task],
     ).fetchone()
     if held is not None:
         return item(connection, held[0], low_confidence=low_confidence)
     row = cursor.execute(
         f"SELECT event_id, task FROM ({_PENDING}) {_ORDER} LIMIT 1",
-        [low_confidence, task, task, now, reviewer, reviewer],
+        [low_confidence, task, task, now, holder, holder],
     ).fetchone()
     if row is None:
         return None
     expires = now + timedelta(seconds=lease_s)
     cursor.execute(
-        "INSERT OR REPLACE INTO review_items VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-        [row[0], row[1], reviewer, now, expires],
+        "INSERT OR REPLACE INTO review_items (inference_id, task, reviewer, leased_at, "
+        "lease_expires_at, done_at, outcome, holder) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+        [row[0], row[1], reviewer, now, expires, holder],
     )
     return item(connection, row[0], low_confidence=low_confidence)
 
@@ -164,14 +173,15 @@ def item(
 
 
 def check_lease(
-    connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str
+    connection: duckdb.DuckDBPyConnection, inference_id: str, holder: str
 ) -> dict[str, Any]:
-    """The leased item's task and output; raises LeaseError unless ``reviewer`` holds it."""
+    """The leased item's task and output; raises LeaseError unless ``holder`` holds it and no
+    verdict on it is decided or being recorded."""
     row = (
         connection.cursor()
         .execute(
-            "SELECT r.reviewer, r.lease_expires_at, r.done_at, i.task, i.output "
-            "FROM review_items r JOIN inferences i ON i.event_id = r.inference_id "
+            "SELECT r.reviewer, r.holder, r.lease_expires_at, r.done_at, r.outcome, i.task, "
+            "i.output FROM review_items r JOIN inferences i ON i.event_id = r.inference_id "
             "WHERE r.inference_id = ?",
             [inference_id],
         )
@@ -179,12 +189,17 @@ def check_lease(
     )
     if row is None:
         raise LeaseError(f"item {inference_id} is not leased: lease it first (next item)")
-    holder, expires, done, task, output = row
-    if done is not None:  # reviewed already
-        raise LeaseError(f"item {inference_id} was already reviewed by {holder}")
-    if holder != reviewer:
+    reviewer, lease_holder, expires, done, outcome, task, output = row
+    if done is not None:
+        raise LeaseError(f"item {inference_id} was already reviewed by {reviewer}")
+    if lease_holder != holder:
         raise LeaseError(
             f"item {inference_id} is leased to another reviewer until {expires.isoformat()}Z"
+        )
+    if outcome in VERDICTS:
+        raise LeaseError(
+            f"item {inference_id} already has a verdict ({outcome}) being recorded; "
+            "send one verdict per item"
         )
     if expires <= _now():
         raise LeaseError(
@@ -193,19 +208,53 @@ def check_lease(
     return {"task": task, "output": output}
 
 
-def finish(
-    connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str, outcome: str
+def claim_verdict(
+    connection: duckdb.DuckDBPyConnection, inference_id: str, holder: str, outcome: str
 ) -> None:
+    """Decide the item for ``holder`` once: one conditional UPDATE on the store thread, so
+    of several verdicts sent at the same moment exactly one wins; the others get LeaseError.
+    The claim is not yet done: ``finish`` completes it once the correction is published and
+    ``unclaim`` gives it back if publishing failed (a claim whose lease runs out while the
+    process is down frees the item, like any expired lease)."""
+    if outcome not in VERDICTS:
+        raise ValueError(f"outcome must be one of {VERDICTS}, not {outcome!r}")
+    won = (
+        connection.cursor()
+        .execute(
+            "UPDATE review_items SET outcome = ? WHERE inference_id = ? AND holder = ? "
+            "AND done_at IS NULL AND outcome IS NULL AND lease_expires_at > ? "
+            "RETURNING inference_id",
+            [outcome, inference_id, holder, _now()],
+        )
+        .fetchall()
+    )
+    if not won:
+        check_lease(connection, inference_id, holder)  # raises with the reason
+        raise LeaseError(f"item {inference_id} changed while deciding it; lease it again")
+
+
+def finish(connection: duckdb.DuckDBPyConnection, inference_id: str, holder: str) -> None:
+    """The claimed verdict is published: the item is reviewed and leaves the queue."""
     connection.cursor().execute(
-        "UPDATE review_items SET done_at = ?, outcome = ? WHERE inference_id = ? AND reviewer = ?",
-        [_now(), outcome, inference_id, reviewer],
+        "UPDATE review_items SET done_at = ? WHERE inference_id = ? AND holder = ? "
+        "AND done_at IS NULL",
+        [_now(), inference_id, holder],
     )
 
 
-def release(connection: duckdb.DuckDBPyConnection, inference_id: str, reviewer: str) -> None:
+def unclaim(connection: duckdb.DuckDBPyConnection, inference_id: str, holder: str) -> None:
+    """Publishing the verdict failed: the lease holds and its holder can decide again."""
+    connection.cursor().execute(
+        "UPDATE review_items SET outcome = NULL WHERE inference_id = ? AND holder = ? "
+        "AND done_at IS NULL",
+        [inference_id, holder],
+    )
+
+
+def release(connection: duckdb.DuckDBPyConnection, inference_id: str, holder: str) -> None:
     """Skip an item: it goes back to the queue for the other reviewers at once."""
     connection.cursor().execute(
         "UPDATE review_items SET lease_expires_at = ?, outcome = 'skipped' "
-        "WHERE inference_id = ? AND reviewer = ? AND done_at IS NULL",
-        [_now(), inference_id, reviewer],
+        "WHERE inference_id = ? AND holder = ? AND done_at IS NULL AND outcome IS NULL",
+        [_now(), inference_id, holder],
     )

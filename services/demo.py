@@ -135,7 +135,9 @@ class Demo:
         health = httpx.get(f"{server_url}/healthz").json()
         console.print(f"inference server up at {server_url}, serving {health['champions']}")
         tokens = {
-            role: self.api("POST", "/v1/tokens", {"role": role, "name": f"demo-{role}"})["token"]
+            role: self.api(
+                "POST", "/v1/tokens", {"role": role, "name": f"demo-{role}-{self.run_id}"}
+            )["token"]
             for role in ("app", "reviewer", "operator")
         }
         import openai
@@ -198,7 +200,9 @@ class Demo:
         console.rule("[bold]2. Capture: real events through every path")
         for task in (SPAM_TASK, FAQ_TASK):
             self.api("POST", "/v1/tasks", {"task": task, "replace": True})
-        app_token = self.api("POST", "/v1/tokens", {"role": "app", "name": "demo-app"})["token"]
+        app_token = self.api(
+            "POST", "/v1/tokens", {"role": "app", "name": f"demo-capture-{self.run_id}"}
+        )["token"]
         answers = self.answer(model, tokenizer, stream, "the base model answers the stream")
         wrong: dict[str, str] = {}
         with FlywheelClient(self.settings.bootstrap, spool_dir=self.work / "spool") as sdk:

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     server_token: SecretStr | None = Field(
         default=None,
-        description="Token (role app) an inference server uses to read tasks and champions; "
+        description="Token (role server) an inference server uses to read tasks and report alerts; "
         "unset: the local control plane's own token file under FLYWHEEL_HOME/run.",
     )
     serve_max_new_tokens: int = Field(

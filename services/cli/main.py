@@ -278,31 +278,32 @@ def schemas_export(directory: Annotated[Path, typer.Argument(help="Where to writ
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option("--role", help="app, reviewer, operator or admin")],
-    name: Annotated[str, typer.Option("--name", help="Who or what will use it.")] = "unnamed",
+    role: Annotated[str, typer.Option("--role", help="app, reviewer, operator, admin or server")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Who or what will use it (unique); default <role>-<hex>."),
+    ] = None,
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
-    from feedback.exceptions import FeedbackError
-    from feedback.store import connect
-    from services.cli.control_plane_client import ControlPlaneClient
-    from services.control_plane.tokens import ROLES, create_token
+    from services.cli.local_store import via_api_or_store
+    from services.control_plane.tokens import ROLES, create_token, default_token_name
 
     if role not in ROLES:
         raise fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", 2)
-    settings = load_settings()
-    client = ControlPlaneClient.discover(settings)
-    if client is not None:
-        token = client.post("/v1/tokens", {"role": role, "name": name})["token"]
-    else:
+    name = name or default_token_name(role)
+
+    def local(connection: Any) -> str:
         try:
-            connection = connect(settings.db_path)
-        except FeedbackError as error:
+            return create_token(connection, role=role, name=name)
+        except ValueError as error:  # a taken or malformed name
             raise fail(str(error)) from error
-        try:
-            token = create_token(connection, role=role, name=name)
-        finally:
-            connection.close()
-    errors.print(f"created a {role} token; it is shown only now:")
+
+    token = via_api_or_store(
+        load_settings(),
+        api=lambda client: client.post("/v1/tokens", {"role": role, "name": name})["token"],
+        local=local,
+    )
+    errors.print(f"created a {role} token named {name}; it is shown only now:")
     sys.stdout.write(token + "\n")
 
 

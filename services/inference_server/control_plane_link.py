@@ -89,7 +89,7 @@ class ControlPlaneLink:
         if response.status_code in (401, 403):
             raise ControlPlaneUnavailable(
                 f"the control plane refused this server's token ({response.status_code}): set "
-                "FLYWHEEL_SERVER_TOKEN to a token from `flywheel token create --role app`"
+                "FLYWHEEL_SERVER_TOKEN to a token from `flywheel token create --role server`"
             )
         response.raise_for_status()
         rows = response.json()

@@ -49,7 +49,7 @@ def server_token(settings: Settings) -> str:
     except OSError as error:
         raise ServiceError(
             f"no token to reach the control plane: set FLYWHEEL_SERVER_TOKEN (a token from "
-            f"`flywheel token create --role app`) or run `flywheel up` here first ({path})"
+            f"`flywheel token create --role server`) or run `flywheel up` here first ({path})"
         ) from error
 
 

@@ -37,9 +37,7 @@ def inference(event_id: str, task: str = "spam", **extra: object) -> dict:
 
 
 def app_token(plane: ControlPlaneProcess, role: str = "app") -> str:
-    response = httpx.post(
-        f"{plane.url}/v1/tokens", json={"role": role, "name": "test"}, headers=plane.headers()
-    )
+    response = httpx.post(f"{plane.url}/v1/tokens", json={"role": role}, headers=plane.headers())
     response.raise_for_status()
     return response.json()["token"]
 

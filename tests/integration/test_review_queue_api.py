@@ -3,6 +3,7 @@ an expired lease frees an item, and verdicts reach the store as correction event
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -111,3 +112,78 @@ def test_two_reviewers_leases_expiry_and_verdicts_through_kafka(plane):
         "SELECT inference_id, corrected_output, reviewer FROM corrections ORDER BY inference_id"
     )
     assert rows == [("complained", "spam", "ana"), ("unsure", "ham", "ben")]
+
+
+def send_answers(plane: ControlPlaneProcess, ids: list[str]) -> None:
+    app = {"Authorization": f"Bearer {create_token(plane, 'app', 'shop')}"}
+    events = [answer(i, -2.0 - n / 10) for n, i in enumerate(ids)]
+    accepted = httpx.post(f"{plane.url}/v1/events", json={"events": events}, headers=app)
+    assert accepted.json()["accepted"] == len(ids)
+    plane.wait_for(lambda s: s["events"]["inference"]["stored"] == len(ids))
+
+
+async def six_verdicts_at_once(reviewer: Reviewer, inference_id: str) -> list[httpx.Response]:
+    """Three approvals and three corrections of one item, sent together by its lease holder."""
+    url = f"{reviewer.plane.url}/v1/review/items/{inference_id}"
+    async with httpx.AsyncClient(headers=reviewer.headers, timeout=30) as client:
+        return list(
+            await asyncio.gather(
+                *(client.post(f"{url}/approve", json={}) for _ in range(3)),
+                *(
+                    client.post(f"{url}/correct", json={"corrected_output": f"spam {n}"})
+                    for n in range(3)
+                ),
+            )
+        )
+
+
+def test_a_verdict_is_decided_once_however_many_requests_race(plane):
+    rounds = [f"race-{n}" for n in range(5)]
+    send_answers(plane, rounds)
+    ana = Reviewer(plane, "ana")
+    for _ in rounds:
+        item = ana.lease()
+        answers = asyncio.run(six_verdicts_at_once(ana, item))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409, 409, 409, 409, 409], [(a.status_code, a.text) for a in answers]
+        refusal = next(a for a in answers if a.status_code == 409).json()["detail"]
+        assert item in refusal and "already" in refusal, refusal
+
+    plane.wait_for(lambda s: s["events"]["correction"]["stored"] >= len(rounds))
+    time.sleep(1)  # a stray second correction would arrive within this
+    operator = {"Authorization": f"Bearer {create_token(plane, 'operator', 'olga')}"}
+    audit = httpx.get(f"{plane.url}/v1/audit?task=spam", headers=operator).json()
+    assert len(audit) == len(rounds)
+    plane.stop()
+    per_item = plane.query(
+        "SELECT inference_id, count(*) FROM corrections GROUP BY inference_id ORDER BY 1"
+    )
+    assert per_item == [(i, 1) for i in rounds]
+
+
+def test_leases_belong_to_tokens_and_token_names_are_unique(plane):
+    send_answers(plane, ["first", "second"])
+    tokens = []
+    for _ in range(2):  # no name given: each token gets its own
+        created = httpx.post(
+            f"{plane.url}/v1/tokens", json={"role": "reviewer"}, headers=plane.headers()
+        )
+        assert created.status_code == 200, created.text
+        tokens.append(created.json())
+    assert tokens[0]["name"] != tokens[1]["name"]
+    one, two = ({"Authorization": f"Bearer {t['token']}"} for t in tokens)
+    leased = [
+        httpx.post(f"{plane.url}/v1/review/lease", json={}, headers=h).json()["item"][
+            "inference_id"
+        ]
+        for h in (one, two)
+    ]
+    assert leased[0] != leased[1]
+    taken = httpx.post(f"{plane.url}/v1/review/items/{leased[0]}/approve", json={}, headers=two)
+    assert taken.status_code == 409 and "leased to another reviewer" in taken.json()["detail"]
+
+    create_token(plane, "reviewer", "ana")
+    again = httpx.post(
+        f"{plane.url}/v1/tokens", json={"role": "app", "name": "ana"}, headers=plane.headers()
+    )
+    assert again.status_code == 409 and "ana" in again.json()["detail"]

@@ -15,8 +15,8 @@ from tests.integration.conftest import InferenceServerProcess, create_token
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("app", "reviewer", "operator", "admin")
-READ = {"app", "reviewer", "operator"}
+ROLES = ("app", "reviewer", "operator", "admin", "server")
+READ = {"app", "reviewer", "operator", "server"}
 CONTROL_PLANE = {
     ("GET", "/v1/status"): {"operator"},
     ("GET", "/v1/whoami"): READ,
@@ -43,7 +43,7 @@ CONTROL_PLANE = {
     ("GET", "/v1/tasks/{name}/quality"): {"operator"},
     ("GET", "/v1/tasks/{name}/drift"): {"operator"},
     ("GET", "/v1/audit"): {"operator"},
-    ("POST", "/v1/alerts"): {"app"},
+    ("POST", "/v1/alerts"): {"server"},  # an app token cannot write into the audit log
 }
 INFERENCE_SERVER = {
     ("POST", "/v1/generate"): {"app"},
@@ -77,10 +77,11 @@ def plane(model_plane):
 
 
 def test_each_role_reaches_only_its_own_endpoints(plane):
-    server = InferenceServerProcess(plane)
+    tokens = {role: create_token(plane, role, name=f"{role}-1") for role in ROLES}
+    # The inference server runs on its own (role server) token, as the README tells operators.
+    server = InferenceServerProcess(plane, {"FLYWHEEL_SERVER_TOKEN": tokens["server"]})
     server.start()
     try:
-        tokens = {role: create_token(plane, role, name=f"{role}-1") for role in ROLES}
         outcomes = []
         for base, matrix in ((plane.url, CONTROL_PLANE), (server.url, INFERENCE_SERVER)):
             for (method, path), allowed in sorted(matrix.items()):

@@ -61,8 +61,16 @@ def signal(event_id: str, inference_id: str, kind: str, **extra) -> FeedbackEven
     )
 
 
-def lease(db, reviewer: str, lease_s: float = 60) -> str | None:
-    item = queue.lease_next(db, reviewer=reviewer, task=None, lease_s=lease_s, low_confidence=LOW)
+def lease(db, holder: str, lease_s: float = 60, reviewer: str | None = None) -> str | None:
+    """Lease for the token ``holder`` (named after it unless ``reviewer`` is given)."""
+    item = queue.lease_next(
+        db,
+        holder=holder,
+        reviewer=reviewer or holder,
+        task=None,
+        lease_s=lease_s,
+        low_confidence=LOW,
+    )
     return item and item["inference_id"]
 
 
@@ -120,10 +128,50 @@ def test_one_reviewer_per_item_until_the_lease_expires(db, clock):
         queue.check_lease(db, first, "ana")
     assert lease(db, "cleo") == first  # an expired lease frees the item
     assert queue.check_lease(db, first, "cleo")["task"] == "spam"
-    queue.finish(db, first, "cleo", "approved")
+    queue.claim_verdict(db, first, "cleo", "approved")
+    queue.finish(db, first, "cleo")
     with pytest.raises(queue.LeaseError, match="already reviewed"):
         queue.check_lease(db, first, "cleo")
     assert first not in [lease(db, f"r{i}") for i in range(8)]
+
+
+def test_a_verdict_is_claimed_once(db, clock):
+    seed(db)
+    first = lease(db, "ana")
+    queue.claim_verdict(db, first, "ana", "corrected")
+    for outcome in ("approved", "corrected"):  # a second verdict, while the first is recorded
+        with pytest.raises(queue.LeaseError, match="already has a verdict"):
+            queue.claim_verdict(db, first, "ana", outcome)
+    queue.finish(db, first, "ana")
+    with pytest.raises(queue.LeaseError, match="already reviewed by ana"):
+        queue.claim_verdict(db, first, "ana", "approved")
+
+
+def test_a_verdict_that_could_not_be_published_can_be_sent_again(db, clock):
+    seed(db)
+    first = lease(db, "ana")
+    queue.claim_verdict(db, first, "ana", "approved")
+    queue.unclaim(db, first, "ana")  # Kafka was down: the lease holds
+    assert lease(db, "ana") == first
+    queue.claim_verdict(db, first, "ana", "corrected")
+
+
+def test_a_claim_whose_lease_ran_out_frees_the_item(db, clock):
+    """The process died between claiming a verdict and publishing it: nothing was decided."""
+    seed(db)
+    first = lease(db, "ana", lease_s=60)
+    queue.claim_verdict(db, first, "ana", "approved")
+    clock["t"] += timedelta(seconds=61)
+    assert lease(db, "ben") == first
+
+
+def test_leases_belong_to_a_token_not_to_its_name(db, clock):
+    seed(db)
+    first = lease(db, "token-1", reviewer="unnamed")
+    assert lease(db, "token-2", reviewer="unnamed") != first
+    with pytest.raises(queue.LeaseError, match="leased to another reviewer"):
+        queue.claim_verdict(db, first, "token-2", "approved")
+    queue.claim_verdict(db, first, "token-1", "approved")
 
 
 def test_a_skipped_item_goes_to_someone_else(db, clock):

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
+from schemas.events import EventId, TaskName
 from schemas.tasks import TaskDefinition
 from services.control_plane.api.deps import AnyRole, Operator, State
 from services.control_plane.cycle_runner import CycleError, CycleRunner
@@ -78,10 +79,8 @@ async def get_tasks(state: State, _who: AnyRole) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/tasks/{name}", summary="One task, its champion and its champion history")
-async def get_one_task(name: str, state: State, _who: AnyRole) -> dict[str, Any]:
-    task = await state.store.call(get_task, name)
-    if task is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task named {name}")
+async def get_one_task(name: TaskName, state: State, _who: AnyRole) -> dict[str, Any]:
+    task = await _existing(state, name)
     return {
         **task.model_dump(mode="json"),
         "champion": await state.store.call(champion, name),
@@ -90,7 +89,7 @@ async def get_one_task(name: str, state: State, _who: AnyRole) -> dict[str, Any]
 
 
 @router.post("/v1/tasks/{name}/cycles", status_code=202, summary="Start a retraining cycle")
-async def post_cycle(name: str, state: State, who: Operator) -> dict[str, Any]:
+async def post_cycle(name: TaskName, state: State, who: Operator) -> dict[str, Any]:
     try:
         cycle_id = await _runner(state).start(name, trigger="manual")
     except CycleError as error:
@@ -104,12 +103,12 @@ async def post_cycle(name: str, state: State, who: Operator) -> dict[str, Any]:
 
 
 @router.get("/v1/cycles", summary="Recent cycles, newest first")
-async def get_cycles(state: State, _who: Operator, task: str | None = None) -> list[dict]:
+async def get_cycles(state: State, _who: Operator, task: TaskName | None = None) -> list[dict]:
     return await state.store.call(list_cycles, task)
 
 
 @router.get("/v1/cycles/{cycle_id}", summary="One cycle with its gate evidence")
-async def get_one_cycle(cycle_id: str, state: State, _who: Operator) -> dict[str, Any]:
+async def get_one_cycle(cycle_id: EventId, state: State, _who: Operator) -> dict[str, Any]:
     cycle = await state.store.call(get_cycle, cycle_id)
     if cycle is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")
@@ -117,12 +116,13 @@ async def get_one_cycle(cycle_id: str, state: State, _who: Operator) -> dict[str
 
 
 @router.get("/v1/adapters", summary="Adapters with lineage")
-async def get_adapters(state: State, _who: Operator, task: str | None = None) -> list[dict]:
+async def get_adapters(state: State, _who: Operator, task: TaskName | None = None) -> list[dict]:
     return await state.store.call(list_adapters, task)
 
 
 @router.post("/v1/tasks/{name}/promote", summary="Make an adapter the champion by hand")
-async def post_promote(name: str, body: Promote, state: State, who: Operator) -> dict:
+async def post_promote(name: TaskName, body: Promote, state: State, who: Operator) -> dict:
+    await _existing(state, name)
     try:
         return await _runner(state).promote(
             name, body.adapter_id, actor=who.name, action="promote", reason=body.reason
@@ -134,7 +134,8 @@ async def post_promote(name: str, body: Promote, state: State, who: Operator) ->
 
 
 @router.post("/v1/tasks/{name}/rollback", summary="Put the previous champion back")
-async def post_rollback(name: str, body: Reason, state: State, who: Operator) -> dict:
+async def post_rollback(name: TaskName, body: Reason, state: State, who: Operator) -> dict:
+    await _existing(state, name)
     try:
         target = await state.store.call(rollback_target, name)
         return await _runner(state).promote(
@@ -145,7 +146,7 @@ async def post_rollback(name: str, body: Reason, state: State, who: Operator) ->
 
 
 @router.post("/v1/cycles/{cycle_id}/approve", summary="Promote a candidate awaiting approval")
-async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
+async def post_approve(cycle_id: EventId, body: Reason, state: State, who: Operator) -> dict:
     cycle = await _awaiting(state, cycle_id)
     try:
         message = await _runner(state).promote(
@@ -162,7 +163,7 @@ async def post_approve(cycle_id: str, body: Reason, state: State, who: Operator)
 
 
 @router.post("/v1/cycles/{cycle_id}/reject", summary="Reject a candidate awaiting approval")
-async def post_reject(cycle_id: str, body: Reason, state: State, who: Operator) -> dict:
+async def post_reject(cycle_id: EventId, body: Reason, state: State, who: Operator) -> dict:
     cycle = await _awaiting(state, cycle_id)
     await state.store.call(update_cycle, cycle_id, verdict="rejected_by_operator")
     await state.store.call(
@@ -175,7 +176,18 @@ async def post_reject(cycle_id: str, body: Reason, state: State, who: Operator) 
     return {"cycle_id": cycle_id, "verdict": "rejected_by_operator"}
 
 
-async def _awaiting(state: ControlPlaneState, cycle_id: str) -> dict[str, Any]:
+async def _existing(state: ControlPlaneState, name: str) -> TaskDefinition:
+    """The task named ``name``; 404 when nobody created it, so no route invents a task."""
+    task = await state.store.call(get_task, name)
+    if task is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no task named {name}: create it first (flywheel task create, or POST /v1/tasks)",
+        )
+    return task
+
+
+async def _awaiting(state: ControlPlaneState, cycle_id: EventId) -> dict[str, Any]:
     cycle = await state.store.call(get_cycle, cycle_id)
     if cycle is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")

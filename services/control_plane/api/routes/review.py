@@ -15,13 +15,22 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, ValidationError
 
-from feedback.review_queue import LeaseError, check_lease, finish, lease_next, queue_summary
+from feedback.review_queue import (
+    LeaseError,
+    check_lease,
+    claim_verdict,
+    finish,
+    lease_next,
+    queue_summary,
+    unclaim,
+)
 from feedback.review_queue import item as review_item
 from feedback.review_queue import release as release_item
-from schemas.events import CorrectionEvent, TaskName, Text
+from schemas.events import CorrectionEvent, EventId, TaskName, Text
 from schemas.topics import CORRECTIONS
 from schemas.validation import explain
 from services.control_plane.api.deps import Reviewer, State
+from services.control_plane.tokens import Principal
 from training.registry import audit
 
 router = APIRouter(tags=["review queue"])
@@ -51,6 +60,7 @@ async def get_queue(state: State, _who: Reviewer, task: TaskName | None = None) 
 async def post_lease(body: LeaseRequest, state: State, who: Reviewer) -> dict[str, Any]:
     found = await state.store.call(
         lease_next,
+        holder=who.token_id,
         reviewer=who.name,
         task=body.task,
         lease_s=state.review_lease_s,
@@ -60,7 +70,7 @@ async def post_lease(body: LeaseRequest, state: State, who: Reviewer) -> dict[st
 
 
 @router.get("/v1/review/items/{inference_id}", summary="One item as a reviewer sees it")
-async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str, Any]:
+async def get_item(inference_id: EventId, state: State, _who: Reviewer) -> dict[str, Any]:
     found = await state.store.call(
         review_item, inference_id, low_confidence=state.review_low_confidence
     )
@@ -70,12 +80,12 @@ async def get_item(inference_id: str, state: State, _who: Reviewer) -> dict[str,
 
 
 @router.post("/v1/review/items/{inference_id}/approve", summary="The output is right as is")
-async def post_approve(inference_id: str, body: Approve, state: State, who: Reviewer) -> dict:
-    leased = await _leased(state, inference_id, who.name)
+async def post_approve(inference_id: EventId, body: Approve, state: State, who: Reviewer) -> dict:
+    leased = await _leased(state, inference_id, who)
     return await _verdict(
         state,
         inference_id,
-        who.name,
+        who,
         leased["task"],
         leased["output"],
         body.note or "approved as is",
@@ -84,23 +94,23 @@ async def post_approve(inference_id: str, body: Approve, state: State, who: Revi
 
 
 @router.post("/v1/review/items/{inference_id}/correct", summary="Replace the output")
-async def post_correct(inference_id: str, body: Correct, state: State, who: Reviewer) -> dict:
-    leased = await _leased(state, inference_id, who.name)
+async def post_correct(inference_id: EventId, body: Correct, state: State, who: Reviewer) -> dict:
+    leased = await _leased(state, inference_id, who)
     return await _verdict(
-        state, inference_id, who.name, leased["task"], body.corrected_output, body.note, "corrected"
+        state, inference_id, who, leased["task"], body.corrected_output, body.note, "corrected"
     )
 
 
 @router.post("/v1/review/items/{inference_id}/skip", summary="Give the item to someone else")
-async def post_skip(inference_id: str, state: State, who: Reviewer) -> dict[str, str]:
-    await _leased(state, inference_id, who.name)
-    await state.store.call(release_item, inference_id, who.name)
+async def post_skip(inference_id: EventId, state: State, who: Reviewer) -> dict[str, str]:
+    await _leased(state, inference_id, who)
+    await state.store.call(release_item, inference_id, who.token_id)
     return {"inference_id": inference_id, "status": "skipped"}
 
 
-async def _leased(state: State, inference_id: str, reviewer: str) -> dict[str, Any]:
+async def _leased(state: State, inference_id: str, who: Principal) -> dict[str, Any]:
     try:
-        return await state.store.call(check_lease, inference_id, reviewer)
+        return await state.store.call(check_lease, inference_id, who.token_id)
     except LeaseError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
 
@@ -108,12 +118,14 @@ async def _leased(state: State, inference_id: str, reviewer: str) -> dict[str, A
 async def _verdict(
     state: State,
     inference_id: str,
-    reviewer: str,
+    who: Principal,
     task: str,
     output: str,
     note: str | None,
     outcome: str,
 ) -> dict[str, Any]:
+    """Claim the verdict (once, atomically), publish it as a correction, then record it.
+    Of several verdicts racing for one item, only the claim's winner publishes anything."""
     try:
         event = CorrectionEvent(
             event_id=f"review-{uuid.uuid4().hex}",
@@ -121,24 +133,29 @@ async def _verdict(
             task=task,
             inference_id=inference_id,
             corrected_output=output,
-            reviewer=reviewer,
+            reviewer=who.name,
             note=note,
         )
     except ValidationError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
     try:
+        await state.store.call(claim_verdict, inference_id, who.token_id, outcome)
+    except LeaseError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    try:
         await state.producer.send_and_wait(
             CORRECTIONS, event.model_dump_json().encode(), key=task.encode()
         )
     except KafkaError as error:
+        await state.store.call(unclaim, inference_id, who.token_id)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"Kafka is unreachable ({type(error).__name__}); your lease holds: try again",
         ) from error
-    await state.store.call(finish, inference_id, reviewer, outcome)
+    await state.store.call(finish, inference_id, who.token_id)
     await state.store.call(
         audit,
-        actor=reviewer,
+        actor=who.name,
         action=f"review:{outcome}",
         task=task,
         details={"inference_id": inference_id, "correction_id": event.event_id},

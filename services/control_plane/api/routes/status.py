@@ -35,6 +35,6 @@ async def get_status(state: State, _who: Operator) -> dict[str, Any]:
 
 @router.get("/v1/whoami", summary="The role and name of the token sent (any valid token)")
 async def whoami(
-    who: Annotated[Principal, Depends(require_role("app", "reviewer", "operator"))],
+    who: Annotated[Principal, Depends(require_role("app", "reviewer", "operator", "server"))],
 ) -> dict[str, str]:
     return {"role": who.role, "name": who.name}

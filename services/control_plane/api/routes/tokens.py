@@ -6,7 +6,15 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from services.control_plane.api.deps import Admin, State
-from services.control_plane.tokens import ROLES, Principal, create_token, token_hash
+from services.control_plane.tokens import (
+    ROLES,
+    Principal,
+    TokenName,
+    TokenNameTakenError,
+    create_token,
+    default_token_name,
+    token_hash,
+)
 from training.registry import audit
 
 router = APIRouter(tags=["tokens"])
@@ -14,7 +22,9 @@ router = APIRouter(tags=["tokens"])
 
 class TokenCreate(BaseModel):
     role: str
-    name: str = Field(default="unnamed", min_length=1, max_length=100)
+    name: TokenName | None = Field(
+        default=None, description="Unique; leave it out for '<role>-<6 hex digits>'."
+    )
 
 
 class TokenCreated(BaseModel):
@@ -29,13 +39,17 @@ async def post_token(body: TokenCreate, state: State, who: Admin) -> TokenCreate
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"role must be one of {', '.join(ROLES)}"
         )
-    token = await state.store.call(create_token, role=body.role, name=body.name)
-    state.principals[token_hash(token)] = Principal(body.role, body.name)
+    name = body.name or default_token_name(body.role)
+    try:
+        token = await state.store.call(create_token, role=body.role, name=name)
+    except TokenNameTakenError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    state.principals[token_hash(token)] = Principal(body.role, name)
     await state.store.call(
         audit,
         actor=who.name,
         action="token:create",
         task=None,
-        details={"role": body.role, "name": body.name},
+        details={"role": body.role, "name": name},
     )
-    return TokenCreated(role=body.role, name=body.name, token=token)
+    return TokenCreated(role=body.role, name=name, token=token)
