@@ -40,6 +40,8 @@ def explain(error: ValidationError) -> str:
             NO_NUL_PATTERN
         ):
             message = "must not contain NUL bytes (\\x00)"
+        elif item["type"] == "string_unicode":
+            message = "holds a lone surrogate escape (\\ud800-\\udfff), which is not text"
         elif item["type"] == "timezone_aware":
             message = "must carry a time zone, for example 2026-01-31T12:00:00Z"
         parts.append(f"{location}: {message}")
