@@ -69,9 +69,9 @@ TABLE_OF_TYPE = {"inference": "inferences", "feedback": "feedback", "correction"
 
 
 MAX_REJECTED_RAW_BYTES = MAX_EVENT_BYTES
-"""Most bytes of a rejected payload kept (in the table and on the dead-letter topic). A longer
-payload was refused for its size, and its head shows what it was; keeping all of it would let
-one producer bloat the store or make the dead-letter message itself unpublishable."""
+"""Most bytes of a rejected payload kept in the ``rejected_events`` table (the dead-letter topic
+carries less: ``feedback.ingest.DEADLETTER_RAW_BYTES``). A longer payload was refused for its
+size and its head shows what it was; keeping all of it would let one producer bloat the store."""
 _SALVAGE_MAX_BYTES = 16 * 1024 * 1024
 """Payloads up to this size are read for their task and id (more than any transport delivers)."""
 
