@@ -7,7 +7,6 @@ in as one Arrow table per event type: DuckDB's bulk path, never row-by-row inser
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,8 @@ import duckdb
 import pyarrow as pa
 from pydantic_core import to_json
 
-from schemas import CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEvent
+from schemas import MAX_EVENT_BYTES, CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEvent
+from schemas.validation import decode_json, printable
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "inferences": (
@@ -68,6 +68,14 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
 TABLE_OF_TYPE = {"inference": "inferences", "feedback": "feedback", "correction": "corrections"}
 
 
+MAX_REJECTED_RAW_BYTES = MAX_EVENT_BYTES
+"""Most bytes of a rejected payload kept in the ``rejected_events`` table (the dead-letter topic
+carries less: ``feedback.ingest.DEADLETTER_RAW_BYTES``). A longer payload was refused for its
+size and its head shows what it was; keeping all of it would let one producer bloat the store."""
+_SALVAGE_MAX_BYTES = 16 * 1024 * 1024
+"""Payloads up to this size are read for their task and id (more than any transport delivers)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """An event that failed validation: its raw bytes and a reason a person can act on."""
@@ -77,9 +85,12 @@ class Rejection:
     source: str
     reason: str
     raw: bytes
+    """The payload as received, cut to ``MAX_REJECTED_RAW_BYTES``."""
     event_type: str | None = None
     task: str | None = None
     event_id: str | None = None
+    raw_size: int | None = None
+    """Size of the payload as received; larger than ``len(raw)`` when it was cut."""
 
     @classmethod
     def of(
@@ -92,18 +103,27 @@ class Rejection:
         event_type: str | None = None,
     ) -> Rejection:
         """Build a rejection, salvaging task and id from the payload where readable.
-        ``event_type`` is the type its channel carries (a topic's); else the payload's claim."""
+        ``event_type`` is the type its channel carries (a topic's); else the payload's claim.
+
+        Total, whatever the payload: salvage uses the bounded decoder, and a payload it cannot
+        read simply yields no task or id."""
         task = event_id = None
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            obj = None
+        obj = decode_json(raw, max_bytes=_SALVAGE_MAX_BYTES)
         if isinstance(obj, dict):
             task, event_id = _short(obj.get("task")), _short(obj.get("event_id"))
             claimed = obj.get("type")
-            if event_type is None and claimed in TABLE_OF_TYPE:
+            if event_type is None and isinstance(claimed, str) and claimed in TABLE_OF_TYPE:
                 event_type = claimed
-        return cls(rejection_id, source, reason, raw, event_type, task, event_id)
+        return cls(
+            rejection_id,
+            source,
+            printable(reason),
+            raw[:MAX_REJECTED_RAW_BYTES],
+            event_type,
+            task,
+            event_id,
+            len(raw),
+        )
 
 
 @dataclass(slots=True)
@@ -217,4 +237,4 @@ def _row(event: EventEnvelope, now: datetime) -> tuple:
 
 
 def _short(value: object) -> str | None:
-    return value[:128] if isinstance(value, str) else None
+    return printable(value[:128]) if isinstance(value, str) else None

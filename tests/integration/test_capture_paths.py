@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.topics import CORRECTIONS, DEADLETTER, FEEDBACK, INFERENCE
 from tests.integration.conftest import ControlPlaneProcess, rejected, stored
@@ -36,8 +36,9 @@ def inference(event_id: str, task: str = "spam", **extra: object) -> dict:
     }
 
 
-def app_token(plane: ControlPlaneProcess, role: str = "app") -> str:
-    response = httpx.post(f"{plane.url}/v1/tokens", json={"role": role}, headers=plane.headers())
+def app_token(plane: ControlPlaneProcess, role: str = "app", name: str | None = None) -> str:
+    body = {"role": role} if name is None else {"role": role, "name": name}
+    response = httpx.post(f"{plane.url}/v1/tokens", json=body, headers=plane.headers())
     response.raise_for_status()
     return response.json()["token"]
 
@@ -59,6 +60,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 20)
 
 def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
     token = app_token(control_plane)
+    reviewer = app_token(control_plane, role="reviewer", name="ana")
     events = [
         inference("http-1"),
         {
@@ -68,15 +70,6 @@ def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
             "task": "spam",
             "inference_id": "http-1",
             "signal": "thumbs_down",
-        },
-        {
-            "type": "correction",
-            "event_id": "http-3",
-            "occurred_at": now(),
-            "task": "spam",
-            "inference_id": "http-1",
-            "corrected_output": "spam",
-            "reviewer": "ana",
         },
         inference("http-4", input="bad\u0000input"),
         {
@@ -88,6 +81,15 @@ def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
             "signal": "rating",
         },
     ]
+    correction = {
+        "type": "correction",
+        "event_id": "http-3",
+        "occurred_at": now(),
+        "task": "spam",
+        "inference_id": "http-1",
+        "corrected_output": "spam",
+        "reviewer": "ana",
+    }
     response = httpx.post(
         f"{control_plane.url}/v1/events",
         json={"events": events},
@@ -95,10 +97,12 @@ def test_http_batch_reports_each_item_and_stores_what_it_accepts(control_plane):
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["accepted"], body["rejected"]) == (3, 2)
+    assert (body["accepted"], body["rejected"]) == (2, 2)
     by_id = {r["event_id"]: r for r in body["results"]}
     assert by_id["http-4"]["status"] == "rejected" and "NUL" in by_id["http-4"]["reason"]
     assert "rating" in by_id["http-5"]["reason"]
+    reviewed = control_plane.post("/v1/events", {"events": [correction]}, token=reviewer)
+    assert reviewed.status_code == 200 and reviewed.json()["accepted"] == 1, reviewed.text
 
     status = control_plane.wait_for(
         lambda s: (
@@ -127,8 +131,8 @@ def test_http_refuses_missing_wrong_role_and_oversized(control_plane):
     body = {"events": [inference("x")]}
     assert httpx.post(url, json=body).status_code == 401
     assert httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
-    reviewer = app_token(control_plane, role="reviewer")
-    denied = httpx.post(url, json=body, headers=control_plane.headers(reviewer))
+    operator = app_token(control_plane, role="operator")
+    denied = httpx.post(url, json=body, headers=control_plane.headers(operator))
     assert denied.status_code == 403 and "app" in denied.json()["detail"]
 
     token = app_token(control_plane)
@@ -208,3 +212,106 @@ def test_import_jsonl_goes_through_kafka_and_is_idempotent(control_plane, tmp_pa
         )
     )
     assert stored(status, "inference") == 40
+
+
+def post_raw(plane: ControlPlaneProcess, body: bytes, token: str) -> httpx.Response:
+    headers = {**plane.headers(token), "Content-Type": "application/json"}
+    return httpx.post(f"{plane.url}/v1/events", content=body, headers=headers, timeout=60)
+
+
+def test_http_parser_bombs_never_answer_5xx_and_bad_events_are_dead_lettered(control_plane):
+    """The issue's bombs over HTTP: 2,000-deep nesting answered 500, a lone surrogate 500, and
+    a 5 MiB invalid event 503 "retry" on every retry while the valid one beside it was stored."""
+    token = app_token(control_plane)
+    deep = b'{"events": [' + b"[" * 2000 + b"]" * 2000 + b"]}"
+    nested = post_raw(control_plane, deep, token)
+    assert nested.status_code == 400 and "nested deeper than" in nested.json()["detail"]
+
+    surrogate = json.dumps(inference("lone", input="a\ud800b")).encode()  # a \ud800 escape
+    huge = json.dumps(inference("huge", input="x" * 5 * 1024 * 1024)).encode()
+    batch = b'{"events": [%s, %s, %s, %s]}' % (
+        json.dumps(inference("ok-1")).encode(),
+        surrogate,
+        huge,
+        json.dumps(inference("ok-2")).encode(),
+    )
+    for _ in range(2):  # the same answer on a retry: nothing here can ever succeed
+        response = post_raw(control_plane, batch, token)
+        assert response.status_code == 200, response.text
+        results = {r["event_id"]: r for r in response.json()["results"]}
+        assert [results[i]["status"] for i in ("ok-1", "lone", "huge", "ok-2")] == [
+            "accepted",
+            "rejected",
+            "rejected",
+            "accepted",
+        ]
+        assert "lone surrogate" in results["lone"]["reason"]
+        assert "the limit is" in results["huge"]["reason"]
+
+    control_plane.wait_for(
+        lambda s: (
+            stored(s, "inference") == 2
+            and rejected(s, "inference") == 4
+            and s["service"]["ingest"]["duplicates_ignored"] == 2  # the retry's valid events
+        )
+    )
+    dead = read_topic(control_plane.bootstrap, DEADLETTER, expected=4)
+    by_id = {d["event_id"]: d for d in dead}
+    assert set(by_id) == {"lone", "huge"}
+    assert by_id["huge"]["raw_truncated"] and by_id["huge"]["raw_size"] > 5 * 1024 * 1024
+    assert "\\ud800" in by_id["lone"]["raw"]  # the escape as sent, readable by the operator
+
+
+def test_corrections_need_a_reviewer_token_and_carry_its_name(control_plane):
+    """An app token could write ground truth as any reviewer; now the token names the reviewer."""
+    app, reviewer = app_token(control_plane), app_token(control_plane, "reviewer", "ana")
+    correction = {
+        "type": "correction",
+        "event_id": "c-1",
+        "occurred_at": now(),
+        "task": "spam",
+        "inference_id": "i-1",
+        "corrected_output": "spam",
+        "reviewer": "impersonated-reviewer",
+    }
+    refused = control_plane.post("/v1/events", {"events": [inference("i-1"), correction]}, app)
+    assert refused.status_code == 200, refused.text
+    first, second = refused.json()["results"]
+    assert first["status"] == "accepted" and second["status"] == "rejected"
+    assert "needs a token of role reviewer" in second["reason"]
+    wrong_way = control_plane.post("/v1/events", {"events": [inference("i-2")]}, reviewer)
+    assert "needs a token of role app" in wrong_way.json()["results"][0]["reason"]
+
+    signed = control_plane.post(
+        "/v1/events", {"events": [{**correction, "event_id": "c-2"}]}, reviewer
+    )
+    assert signed.json()["accepted"] == 1, signed.text
+    control_plane.wait_for(lambda s: stored(s, "correction") == 1 and stored(s, "inference") == 1)
+    assert control_plane.stop() == 0
+    assert control_plane.query("SELECT event_id, reviewer FROM corrections") == [("c-2", "ana")]
+    truth = control_plane.query("SELECT inference_id, source FROM ground_truth")
+    assert truth == [("i-1", "correction")]
+
+
+def test_kafka_poison_messages_are_dead_lettered_and_ingest_survives_restarts(control_plane):
+    """The issue's 4 KB message killed ingest, then every restart; the event sent before it was
+    never stored. Now it is rejected to the dead-letter topic and table, and ingest carries on."""
+    producer = KafkaProducer(bootstrap_servers=control_plane.bootstrap)
+    producer.send(INFERENCE, json.dumps(inference("before-bomb")).encode(), partition=0)
+    producer.send(INFERENCE, b"[" * 2000 + b"]" * 2000, partition=0)
+    producer.send(INFERENCE, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", partition=0)
+    producer.send(INFERENCE, json.dumps(inference("after-bomb")).encode(), partition=0)
+    producer.flush(20)
+    control_plane.wait_for(lambda s: stored(s, "inference") == 2 and rejected(s, "inference") == 2)
+    dead = read_topic(control_plane.bootstrap, DEADLETTER, expected=2)
+    assert all(d["reason"] and d["source"] == f"kafka:{INFERENCE}" for d in dead)
+
+    assert control_plane.stop() == 0
+    control_plane.start()  # the restart reads on from the committed offsets
+    producer.send(INFERENCE, json.dumps(inference("after-restart")).encode(), partition=0)
+    producer.flush(20)
+    control_plane.wait_for(lambda s: stored(s, "inference") == 3)
+    producer.close()
+    assert control_plane.stop() == 0
+    rows = control_plane.query("SELECT count(*) FROM rejected_events")
+    assert rows == [(2,)]

@@ -20,7 +20,7 @@ READ = {"app", "reviewer", "operator", "server"}
 CONTROL_PLANE = {
     ("GET", "/v1/status"): {"operator"},
     ("GET", "/v1/whoami"): READ,
-    ("POST", "/v1/events"): {"app"},
+    ("POST", "/v1/events"): {"app", "reviewer"},  # reviewers send corrections
     ("POST", "/v1/tokens"): set(),
     ("GET", "/v1/tasks"): READ,
     ("POST", "/v1/tasks"): {"operator"},

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedback.ingest import RawRecord, decode_records
+from feedback.ingest import RawRecord, deadletter_message, decode_records
+from feedback.writer import Rejection
 from schemas import EVENT_MODELS, Invalid, parse_event, parse_object
 from schemas.events import _ID_PATTERN, _NAME_PATTERN
-from schemas.topics import ALL_TOPICS, TOPIC_OF_TYPE
-from schemas.validation import MAX_EVENT_BYTES
+from schemas.topics import ALL_TOPICS, INFERENCE, TOPIC_OF_TYPE
+from schemas.validation import MAX_EVENT_BYTES, decode_json
 from training.lora_recipe import adapter_dir
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,6 +134,75 @@ def test_ingest_decoding_accounts_for_every_record(records):
     assert all(r.reason.strip() for r in batch.rejections)
     for event in batch.events:
         assert TOPIC_OF_TYPE[event.type] in ALL_TOPICS
+
+
+def _nested(depth: int, opener: bytes, closer: bytes, inner: bytes = b"") -> bytes:
+    return opener * depth + inner + closer * depth
+
+
+# What a hostile or broken producer can send: nesting far past any recursion limit (arrays,
+# objects, mixed, unbalanced, inside an event), sizes past every limit, and encodings that are
+# not UTF-8 JSON (BOMs, UTF-16, lone surrogate escapes, invalid bytes, NaN, huge numbers).
+parser_bombs = st.one_of(
+    st.builds(_nested, st.integers(100, 100_000), st.just(b"["), st.just(b"]")),
+    st.builds(_nested, st.integers(100, 50_000), st.just(b'{"a":'), st.just(b"}"), st.just(b"1")),
+    st.builds(
+        lambda depth, closed: b'{"a": ' + b"[" * depth + b"]" * (depth if closed else 0) + b"}",
+        st.integers(100, 100_000),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda depth, event: (
+            json.dumps(as_json(event))[:-1].encode()
+            + b', "metadata": {"k": '
+            + _nested(depth, b"[{", b"}]")
+            + b"}}"
+        ),
+        st.integers(50, 20_000),
+        valid_events,
+    ),
+    st.builds(
+        lambda n: b'{"type": "inference", "input": "' + b"\\u0000" * n + b'"}',
+        st.integers(0, 300_000),
+    ),
+    st.sampled_from(
+        [
+            b'{"type": "inference", "input": "a\\ud800b"}',
+            b'{"event_id": "\\udfff", "task": "\\ud800", "type": "inference"}',
+            b"\xef\xbb\xbf{}",
+            '{"type": "inference"}'.encode("utf-16"),
+            b'{"type": "inference", "latency_ms": NaN, "metadata": {"x": Infinity}}',
+            b'{"type": "inference", "latency_ms": 1e400}',
+            b'{"type": "inference", "latency_ms": ' + b"9" * 5000 + b"}",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf",
+            b'"' + b"\\" * 10_000,
+            b'{"type": ["inference"], "task": {"x": 1}, "event_id": [1]}',
+        ]
+    ),
+    st.binary(min_size=1, max_size=64).map(lambda b: b * 40_000),
+)
+
+
+@FAST
+@given(raw=parser_bombs)
+def test_parser_bombs_are_rejected_with_reasons_and_dead_letters_stay_publishable(raw):
+    batch = decode_records([RawRecord(INFERENCE, 0, 0, raw), RawRecord("other.topic", 0, 1, raw)])
+    assert len(batch.rejections) + len(batch.events) == 2
+    for rejection in batch.rejections:
+        assert rejection.reason.strip()
+        message = deadletter_message(rejection)
+        assert len(message) < 1_000_000  # Kafka's default message limit is 1 MiB
+        assert json.loads(message)["reason"] == rejection.reason
+    http = Rejection.of(rejection_id="http:x:0", source="http", reason="bad", raw=raw)
+    assert len(http.raw) <= MAX_EVENT_BYTES and http.raw_size == len(raw)
+
+
+@FAST
+@given(raw=parser_bombs | st.binary(max_size=512))
+def test_bounded_decoding_answers_a_value_or_a_reason_for_any_bytes(raw):
+    result = decode_json(raw, max_bytes=8 * 1024 * 1024)
+    assert not isinstance(result, Invalid) or result.reason.strip()
 
 
 def test_oversized_events_and_far_future_clocks_are_rejected_with_reasons():

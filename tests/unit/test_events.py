@@ -62,6 +62,46 @@ def test_bad_inference_is_refused_with_the_field_named(changes, expected):
     assert expected in reason(inference(**changes))
 
 
+@pytest.mark.parametrize(
+    ("raw_field", "expected"),
+    [
+        ('"latency_ms": "12"', "latency_ms: Input should be a valid number"),
+        ('"latency_ms": true', "latency_ms: Input should be a valid number"),
+        ('"mean_logprob": -Infinity', "mean_logprob: Input should be a finite number"),
+        ('"metadata": {"x": NaN}', "finite number"),
+        ('"metadata": {"x": Infinity}', "finite number"),
+        ('"metadata": {"x": 1e400}', "finite number"),
+        ('"input": 12', "input: Input should be a valid string"),
+        ('"task": ["spam"]', "task: Input should be a valid string"),
+    ],
+)
+def test_the_contract_is_strict_json(raw_field, expected):
+    """The issue's loose types, over both decoders: Kafka's (bytes) and HTTP's (objects)."""
+    name = raw_field.split(":")[0].strip('"')
+    fields = {k: v for k, v in inference().items() if k != name}
+    raw = (json.dumps(fields)[:-1] + ", " + raw_field + "}").encode()
+    from_kafka = parse_event(raw, expected_type="inference")
+    from_http = parse_object(json.loads(raw))
+    assert isinstance(from_kafka, Invalid) and expected in from_kafka.reason
+    assert isinstance(from_http, Invalid) and expected in from_http.reason
+
+
+@pytest.mark.parametrize("epoch", [1_767_225_600, 1_767_225_600_000, 1.7e9])
+def test_occurred_at_is_an_iso_string_not_an_epoch(epoch):
+    assert "occurred_at: must be an ISO 8601 string" in reason(inference(occurred_at=epoch))
+    raw = json.dumps(inference(occurred_at=epoch)).encode()
+    assert "ISO 8601 string" in parse_event(raw).reason
+
+
+def test_json_schema_requires_the_type_and_constrains_metadata_keys():
+    schema = json_schemas()["inference.schema.json"]
+    assert "type" in schema["required"]
+    keys = schema["properties"]["metadata"]["propertyNames"]
+    assert keys["pattern"] == "^[^\\x00]*$" and keys["maxLength"] == 64
+    assert "patternProperties" not in schema["properties"]["metadata"]
+    assert "NUL" in reason(inference(metadata={"a\x00b": 1}))
+
+
 def test_feedback_signal_and_payload_must_agree():
     base = {
         "type": "feedback",

@@ -71,3 +71,29 @@ def test_import_ids_are_content_hashes_and_bad_lines_are_flagged():
     assert first.problem is None and json.loads(first.value)["origin"] == "import"
     assert "not JSON" in broken.problem
     assert "output" in missing.problem
+
+
+def test_the_4kb_nesting_bomb_is_rejected_and_the_events_around_it_are_kept():
+    """The issue's poison messages: before, decoding raised RecursionError and ingest died."""
+    bombs = [b"[" * 2000 + b"]" * 2000, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"]
+    batch = decode_records(
+        [
+            RawRecord(INFERENCE, 0, 1, event_bytes("before")),
+            *(RawRecord(INFERENCE, 0, 2 + i, bomb) for i, bomb in enumerate(bombs)),
+            RawRecord(INFERENCE, 0, 4, event_bytes("after")),
+        ]
+    )
+    assert [e.event_id for e in batch.events] == ["before", "after"]
+    assert [r.rejection_id for r in batch.rejections] == [f"{INFERENCE}:0:2", f"{INFERENCE}:0:3"]
+    assert "recursion limit" in batch.rejections[0].reason
+    assert "bytes; the limit is" in batch.rejections[1].reason
+
+
+def test_a_dead_letter_carries_the_head_of_a_huge_payload_and_says_so():
+    huge = json.dumps({"event_id": "big", "input": "\u0001" * 900_000}).encode()
+    [rejection] = decode_records([RawRecord(INFERENCE, 0, 7, huge)]).rejections
+    message = json.loads(deadletter_message(rejection))
+    assert len(deadletter_message(rejection)) < 1_000_000
+    assert message["raw_truncated"] is True and message["raw_size"] == len(huge)
+    assert huge.decode().startswith(message["raw"]) and message["event_id"] == "big"
+    assert "the limit is" in message["reason"]

@@ -1,4 +1,10 @@
-"""POST /v1/events: a batch of events from an app, each accepted or rejected with a reason."""
+"""POST /v1/events: a batch of events from an app, each accepted or rejected with a reason.
+
+Who may send what: ground truth is a reviewer's word, so a correction needs a reviewer token
+(or admin) and its ``reviewer`` is the token's name, whatever the body says; inference and
+feedback events come from apps (role app, or admin). Anything else a caller sends is a
+per-event rejection with a reason, or a 4xx for the whole body; never a 5xx.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,19 @@ from typing import Annotated, Any, Literal
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from feedback.writer import Rejection, write_batch
-from schemas import Invalid, parse_object
+from schemas import MAX_EVENT_BYTES, CorrectionEvent, EventEnvelope, Invalid, parse_object
 from schemas.topics import TOPIC_OF_TYPE
+from schemas.validation import decode_json, explain
 from services.control_plane.api.deps import State, require_role
 from services.control_plane.tokens import Principal
 
 router = APIRouter(tags=["capture"])
+
+ROLE_OF_TYPE = {"inference": "app", "feedback": "app", "correction": "reviewer"}
+"""The role whose tokens may send each event type (admin tokens may send every type)."""
 
 
 class ItemResult(BaseModel):
@@ -37,48 +47,53 @@ class BatchResult(BaseModel):
     "/v1/events",
     response_model=BatchResult,
     summary="Send a batch of inference, feedback and correction events",
-    responses={413: {"description": "Body or batch too large"}, 503: {"description": "Kafka down"}},
+    responses={
+        400: {"description": "Body is not a JSON batch"},
+        413: {"description": "Body or batch too large"},
+        503: {"description": "Kafka down"},
+    },
 )
 async def post_events(
-    request: Request, state: State, _who: Annotated[Principal, Depends(require_role("app"))]
+    request: Request,
+    state: State,
+    who: Annotated[Principal, Depends(require_role("app", "reviewer"))],
 ) -> BatchResult:
     """Body: ``{"events": [...]}``, each event as in the published JSON Schemas. Accepted
     events are on their Kafka topic when this returns; rejected ones are in the dead-letter
-    topic and table with the same reason as here. Re-sending a batch is safe: ids dedupe."""
+    topic and table with the same reason as here. Re-sending a batch is safe: ids dedupe.
+    Corrections need a reviewer (or admin) token, which also names the reviewer."""
     items = _items(await _read_limited(request, state.max_body_bytes), state.max_batch_events)
     request_id = uuid.uuid4().hex[:12]
     results: list[ItemResult] = []
     sends, rejections = [], []
     for index, item in enumerate(items):
-        parsed = parse_object(item)
-        if isinstance(parsed, Invalid):
-            raw = json.dumps(item, ensure_ascii=False).encode()
-            rejections.append(
-                Rejection.of(
-                    rejection_id=f"http:{request_id}:{index}",
-                    source="http",
-                    reason=parsed.reason,
-                    raw=raw,
-                )
+        raw = _raw(item)
+        checked = _checked(item, raw, who)
+        if isinstance(checked, Invalid):
+            rejection = Rejection.of(
+                rejection_id=f"http:{request_id}:{index}",
+                source="http",
+                reason=checked.reason,
+                raw=raw,
             )
-            event_id = item.get("event_id") if isinstance(item, dict) else None
+            rejections.append(rejection)
             results.append(
                 ItemResult(
                     index=index,
-                    event_id=event_id if isinstance(event_id, str) else None,
+                    event_id=rejection.event_id,
                     status="rejected",
-                    reason=parsed.reason,
+                    reason=rejection.reason,
                 )
             )
             continue
         sends.append(
             state.producer.send(
-                TOPIC_OF_TYPE[parsed.type],
-                parsed.model_dump_json().encode(),
-                key=parsed.task.encode(),
+                TOPIC_OF_TYPE[checked.type],
+                checked.model_dump_json().encode(),
+                key=checked.task.encode(),
             )
         )
-        results.append(ItemResult(index=index, event_id=parsed.event_id, status="accepted"))
+        results.append(ItemResult(index=index, event_id=checked.event_id, status="accepted"))
     try:
         # Each send() resolves to a delivery future; both stages can fail if Kafka is down.
         await asyncio.gather(*await asyncio.gather(*sends))
@@ -94,6 +109,41 @@ async def post_events(
         await state.store.call(write_batch, [], rejections)
     accepted = sum(r.status == "accepted" for r in results)
     return BatchResult(accepted=accepted, rejected=len(results) - accepted, results=results)
+
+
+def _raw(item: object) -> bytes:
+    """The item as JSON, as it would have been sent alone: what its size is checked on and
+    what is kept when it is rejected. A lone surrogate (decoded from a \\ud800 escape) goes
+    back to that escape: it has no UTF-8 form."""
+    return json.dumps(item, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
+def _checked(item: object, raw: bytes, who: Principal) -> EventEnvelope | Invalid:
+    """Validate one item of a batch: its size (as on Kafka), the contract, then the sender's
+    right to send an event of its type."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Invalid(f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+    parsed = parse_object(item)
+    if isinstance(parsed, Invalid):
+        return parsed
+    needed = ROLE_OF_TYPE[parsed.type]
+    if who.role not in (needed, "admin"):
+        return Invalid(
+            f"type: a {parsed.type} event needs a token of role {needed} (or admin); "
+            f"this token's role is {who.role}"
+        )
+    if isinstance(parsed, CorrectionEvent):
+        return _as_reviewer(parsed, who)
+    return parsed
+
+
+def _as_reviewer(correction: CorrectionEvent, who: Principal) -> CorrectionEvent | Invalid:
+    """The correction in the token holder's name: ground truth is attributed to whoever
+    holds the token, never to a name a caller typed."""
+    try:
+        return CorrectionEvent.model_validate({**correction.model_dump(), "reviewer": who.name})
+    except ValidationError as error:
+        return Invalid(f"this token's name cannot sign a correction: {explain(error)}")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -115,12 +165,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 def _items(body: bytes, max_events: int) -> list[Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    payload = decode_json(body, max_bytes=len(body))  # the size was checked while reading
+    if isinstance(payload, Invalid):
         raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"body is not valid UTF-8 JSON: {error}"
-        ) from error
+            status.HTTP_400_BAD_REQUEST, f"body is not a UTF-8 JSON batch: {payload.reason}"
+        )
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
         raise HTTPException(
