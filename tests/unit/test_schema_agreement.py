@@ -18,8 +18,7 @@ import duckdb
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis.internal.conjecture import utils as conjecture_utils
-from hypothesis_jsonschema import _from_schema, from_schema
+from hypothesis_jsonschema import from_schema
 
 from feedback.ingest import RawRecord, decode_records
 from feedback.store import connect
@@ -41,47 +40,6 @@ AGREEMENT = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 _unique = itertools.count()
-
-
-class _LegacyMany:
-    """The ``more()``/``reject()`` collection API that hypothesis-jsonschema 0.23.1 calls and
-    hypothesis 6.170 replaced, over the same choice primitive (``draw_boolean``)."""
-
-    def __init__(self, data: object, min_size: int, max_size: float, average_size: float) -> None:
-        self.data, self.min_size, self.max_size = data, min_size, max_size
-        self.p_continue = conjecture_utils._calc_p_continue(
-            average_size - min_size, max_size - min_size
-        )
-        self.count = self.rejections = 0
-        self.stopped = False
-
-    def more(self) -> bool:
-        if self.count < self.min_size:
-            go_on = True
-        elif self.stopped or self.count >= self.max_size or self.p_continue <= 0:
-            go_on = False
-        else:
-            go_on = self.p_continue >= 1 or self.data.draw_boolean(self.p_continue)
-        self.count += go_on
-        return go_on
-
-    def reject(self) -> None:
-        self.count -= 1
-        self.rejections += 1
-        if self.rejections > max(3, 2 * self.count):
-            if self.count < self.min_size:
-                self.data.mark_invalid("too many rejected keys")
-            self.stopped = True
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _hypothesis_jsonschema_objects() -> Iterator[None]:
-    """hypothesis-jsonschema builds objects with a hypothesis API that no longer exists (it
-    raises AttributeError on every object schema); give it that API for these tests only."""
-    with pytest.MonkeyPatch.context() as patch:
-        if not hasattr(conjecture_utils.many, "more"):
-            patch.setattr(_from_schema, "cu", type("cu", (), {"many": _LegacyMany}))
-        yield
 
 
 @pytest.fixture(scope="module")
