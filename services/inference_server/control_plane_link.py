@@ -121,8 +121,9 @@ def _raise_for_refusal(response: httpx.Response) -> None:
     """Translate the control plane's refusals of this server into the link's errors, once."""
     if response.status_code == 429:
         retry_after = response.headers.get("retry-after", "")
-        raise ControlPlaneRateLimited(
-            f"the control plane refuses requests from this server for now: {_detail(response)}",
+        raise ControlPlaneRateLimited(  # its detail names the server's address: not passed on
+            "the control plane refuses this server's requests for now (too many unknown tokens "
+            "from the server's address)",
             int(retry_after) if retry_after.isdigit() else 60,
         )
     if response.status_code in (401, 403):

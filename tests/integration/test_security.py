@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from services.control_plane.api.deps import RELAY_HEADER
 from tests.integration.learning_helpers import define_task, import_examples
 from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token
 
@@ -132,6 +133,18 @@ def test_forwarded_for_headers_from_an_untrusted_peer_do_not_reset_the_limit(gua
     ]
     assert [a.status_code for a in answers] == [401] * 5 + [429] * 2
     assert "too many unknown tokens from 127.0.0.1" in answers[-1].json()["detail"]
+
+
+def test_a_relay_header_without_a_valid_server_token_proves_nothing(guarded_plane):
+    answers = [
+        httpx.get(
+            f"{guarded_plane.url}/v1/whoami",
+            headers={"Authorization": f"Bearer fw_guess{i}", RELAY_HEADER: f"fw_made-up{i}"},
+        )
+        for i in range(6)
+    ]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]
+    assert "FLYWHEEL_SERVER_TOKEN" in answers[0].json()["detail"]
 
 
 def bodies_are_refused_before_they_are_read(port: int, path: str, token: str) -> None:
