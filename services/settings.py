@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated, Any, get_args
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.errors import ServiceError
+
+ENV_PREFIX = "FLYWHEEL_"
+# A value that must say something: an empty FLYWHEEL_API_HOST would bind every interface.
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class SettingsError(ServiceError):
+    """A setting's environment variable holds a value Flywheel cannot use."""
 
 
 class Settings(BaseSettings):
-    """Every setting Flywheel reads. The README lists them; change them via the environment."""
+    """Every setting Flywheel reads. The README lists them; change them via the environment.
 
-    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", frozen=True, extra="ignore")
+    Invalid values raise SettingsError with a one-line message that names each bad variable
+    as the user sets it (``FLYWHEEL_API_PORT``, not ``api_port``) and what it should hold."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", allow_inf_nan=False
+    )
 
     home: Path = Field(
         default=Path(".flywheel"),
         description="Directory holding every byte of data: DuckDB file, spool, adapters, logs.",
     )
-    kafka_bootstrap: str | None = Field(
+    kafka_bootstrap: NonEmpty | None = Field(
         default=None,
         description="host:port[,host:port] of your Kafka cluster; unset starts the bundled broker.",
     )
@@ -30,10 +47,10 @@ class Settings(BaseSettings):
     replication_factor: int = Field(
         default=1, ge=1, le=16, description="Replication factor of each topic created at start-up."
     )
-    consumer_group: str = Field(
+    consumer_group: NonEmpty = Field(
         default="flywheel-ingest", description="Consumer group of the control plane's ingest."
     )
-    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds.")
+    api_host: NonEmpty = Field(default="127.0.0.1", description="Address the HTTP API binds.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP API.")
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
@@ -68,7 +85,7 @@ class Settings(BaseSettings):
         description="local: cycles train in a child process; remote: they are queued in the "
         "shared store for `flywheel train --watch` on a GPU machine.",
     )
-    serve_host: str = Field(default="127.0.0.1", description="Address `flywheel serve` binds.")
+    serve_host: NonEmpty = Field(default="127.0.0.1", description="Address `flywheel serve` binds.")
     serve_port: int = Field(
         default=8001, ge=1, le=65535, description="Port of the inference server."
     )
@@ -100,6 +117,17 @@ class Settings(BaseSettings):
     auth_failure_window_s: float = Field(
         default=60.0, gt=0, description="The window of FLYWHEEL_AUTH_MAX_FAILURES, in seconds."
     )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For names the client (for the rate limit); empty: trust no one's.",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(describe(error)) from None
 
     @field_validator("training")
     @classmethod
@@ -107,6 +135,21 @@ class Settings(BaseSettings):
         if value not in ("local", "remote"):
             raise ValueError("set FLYWHEEL_TRAINING to local or remote")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (like 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return tuple(entries)
 
     @field_validator("log_level")
     @classmethod
@@ -152,3 +195,19 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """Where Kafka clients connect: the configured cluster or the bundled broker."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad environment variable, the value it holds (never a secret's)
+    and what to set it to: pydantic names fields, but users set variables."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        variable = f"{ENV_PREFIX}{field.upper()}"
+        info = Settings.model_fields.get(field)
+        secret = info is not None and SecretStr in (info.annotation, *get_args(info.annotation))
+        shown = "" if secret else f"={detail['input']!r}"
+        reason = str(detail["msg"]).removeprefix("Value error, ")
+        hint = f" ({info.description})" if info is not None and info.description else ""
+        problems.append(f"{variable}{shown}: {reason}{hint}")
+    return "; ".join(problems)

@@ -10,6 +10,15 @@ import httpx
 from services.settings import Settings
 
 
+class ControlPlaneRefused(httpx.HTTPStatusError):
+    """The control plane answered with an error; the message is one line a CLI user can act
+    on (the status and the API's ``detail``, which says what to do). Still an
+    ``HTTPStatusError``, so callers that read ``.response`` keep working."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(_explain(response), request=response.request, response=response)
+
+
 class ControlPlaneClient:
     """Talks to a running control plane's API with the admin token it left for local CLIs."""
 
@@ -34,11 +43,23 @@ class ControlPlaneClient:
         return cls(base_url, token)
 
     def get(self, path: str) -> Any:
-        response = self._http.get(path)
-        response.raise_for_status()
-        return response.json()
+        return _answer(self._http.get(path))
 
     def post(self, path: str, body: Any) -> Any:
-        response = self._http.post(path, json=body)
-        response.raise_for_status()
-        return response.json()
+        return _answer(self._http.post(path, json=body))
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.is_error:
+        raise ControlPlaneRefused(response)
+    return response.json()
+
+
+def _explain(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    text = str(detail) if detail is not None else response.text.strip()[:200]
+    return f"the control plane answered {response.status_code}: {text}"

@@ -152,11 +152,14 @@ def _status_summary(settings: Settings) -> dict[str, Any]:
     from feedback.exceptions import FeedbackError
     from feedback.status import store_summary
     from feedback.store import connect
-    from services.cli.control_plane_client import ControlPlaneClient
+    from services.cli.control_plane_client import ControlPlaneClient, ControlPlaneRefused
 
     client = ControlPlaneClient.discover(settings)
     if client is not None:
-        return client.get("/v1/status")
+        try:
+            return client.get("/v1/status")
+        except ControlPlaneRefused as error:
+            raise fail(str(error)) from error
     try:
         connection = connect(settings.db_path, read_only=True)
     except FeedbackError as error:

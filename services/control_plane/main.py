@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from feedback.private_files import private_dir, private_home
 from services.auth_limiter import FailedAuthLimiter
-from services.broker import EmbeddedBroker, port_is_free
+from services.broker import EmbeddedBroker
 from services.control_plane.api.main import create_app
 from services.control_plane.cycle_runner import CyclePaths, CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
@@ -26,8 +26,12 @@ from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
 from services.control_plane.tokens import Principal, load_principals, new_token, token_hash
-from services.errors import PortInUseError
-from services.loop_server import loop_server, raise_first_failure, stop_on_signals
+from services.loop_server import (
+    ensure_bindable,
+    loop_server,
+    raise_first_failure,
+    stop_on_signals,
+)
 from services.settings import Settings
 from services.topics import ensure_topics
 from training.cycle_records import recover_stale_cycles
@@ -43,11 +47,12 @@ def run(settings: Settings) -> None:
     store.open()  # fails fast with StoreLockedError when another control plane runs
     broker = None
     try:
-        if not port_is_free(settings.api_host, settings.api_port):
-            raise PortInUseError(
-                f"port {settings.api_port} on {settings.api_host} is taken, so the API cannot "
-                "start. Stop what uses it or set FLYWHEEL_API_PORT."
-            )
+        ensure_bindable(
+            settings.api_host,
+            settings.api_port,
+            host_variable="FLYWHEEL_API_HOST",
+            port_variable="FLYWHEEL_API_PORT",
+        )
         if settings.kafka_bootstrap is None:
             broker = EmbeddedBroker(
                 settings.embedded_broker_port, log_file=settings.run_dir / "broker.log"
@@ -118,7 +123,13 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
     state.scheduler = RetrainingScheduler(
         store=store, runner=state.cycles, interval_s=settings.scheduler_interval_s
     )
-    server = loop_server(create_app(state), settings.api_host, settings.api_port)
+    server = loop_server(
+        create_app(state),
+        settings.api_host,
+        settings.api_port,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
     stop = stop_on_signals()
     try:

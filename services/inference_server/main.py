@@ -9,6 +9,7 @@ Kafka is unreachable, so an answer is never lost and a request never fails becau
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -16,17 +17,24 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from fastapi import HTTPException, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
+
 from feedback.client import FlywheelClient
 from feedback.private_files import private_dir
 from services.auth_limiter import FailedAuthLimiter
-from services.broker import port_is_free
-from services.errors import PortInUseError, ServiceError
+from services.errors import ServiceError
 from services.inference_server.app import ServerState, create_app
 from services.inference_server.champions import ChampionBook
-from services.inference_server.control_plane_link import ControlPlaneLink
+from services.inference_server.control_plane_link import ControlPlaneLink, ControlPlaneRateLimited
 from services.inference_server.model_host import ModelHost
 from services.inference_server.promotions import PromotionFollower
-from services.loop_server import loop_server, raise_first_failure, stop_on_signals
+from services.loop_server import (
+    ensure_bindable,
+    loop_server,
+    raise_first_failure,
+    stop_on_signals,
+)
 from services.settings import Settings
 from training.checkpoints import resolve_base_model
 
@@ -53,12 +61,31 @@ def server_token(settings: Settings) -> str:
         ) from error
 
 
+async def _retry_later(request: Request, error: Exception) -> Response:
+    """A control plane that refuses this server for a while is answered as 429 with
+    Retry-After, in the app's own error format, not as a 500."""
+    assert isinstance(error, ControlPlaneRateLimited)
+    refusal = HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"{error}; try again in {error.retry_after_s} s",
+        headers={"Retry-After": str(error.retry_after_s)},
+    )
+    handlers = request.app.exception_handlers
+    handler = next(
+        (handlers[kind] for kind in type(refusal).__mro__ if kind in handlers),
+        http_exception_handler,
+    )
+    response = handler(request, refusal)
+    return await response if inspect.isawaitable(response) else response
+
+
 def run(settings: Settings, *, progress: Callable[[str], None] | None = None) -> None:
-    if not port_is_free(settings.serve_host, settings.serve_port):
-        raise PortInUseError(
-            f"port {settings.serve_port} on {settings.serve_host} is taken; stop what uses it "
-            "or set FLYWHEEL_SERVE_PORT"
-        )
+    ensure_bindable(
+        settings.serve_host,
+        settings.serve_port,
+        host_variable="FLYWHEEL_SERVE_HOST",
+        port_variable="FLYWHEEL_SERVE_PORT",
+    )
     token = server_token(settings)
     base_path = resolve_base_model(settings.base_model, settings.models_dir, progress=progress)
     host = ModelHost(base_path)
@@ -107,7 +134,15 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
         refused=refused,
         auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
     )
-    server = loop_server(create_app(state), settings.serve_host, settings.serve_port)
+    app = create_app(state)
+    app.add_exception_handler(ControlPlaneRateLimited, _retry_later)
+    server = loop_server(
+        app,
+        settings.serve_host,
+        settings.serve_port,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
     stop = stop_on_signals()
     private_dir(settings.run_dir)
     run_file = settings.run_dir / f"{instance_name(settings)}.json"

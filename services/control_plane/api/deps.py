@@ -1,4 +1,11 @@
-"""Typed dependencies of the routes: the shared state and role checks."""
+"""Typed dependencies of the routes: the shared state and role checks.
+
+Unknown tokens are rate limited per client address. An inference server checks its callers'
+tokens here as a *relay*: the caller's token in ``Authorization`` and the server's own token
+(role server or admin) in ``X-Flywheel-Relay-Token``. An authenticated relay's unknown caller
+tokens are not counted against the server's address: the server limits each of its callers
+itself, so one client's guesses cannot lock every client (and the local CLI) out. A relay
+header with a bad token counts as a failure like any other, so sending it proves nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ from services.control_plane.state import ControlPlaneState
 from services.control_plane.tokens import Principal, principal_of
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `flywheel token create`.")
+RELAY_HEADER = "X-Flywheel-Relay-Token"
+RELAY_REALM = 'realm="relay"'  # in WWW-Authenticate when the relay's own token was refused
+RELAY_ROLES = frozenset({"server", "admin"})
 
 
 def get_state(request: Request) -> ControlPlaneState:
@@ -40,9 +50,11 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
             )
         client = request.client.host if request.client else "unknown"
         refuse_if_blocked(state.auth_limiter, client)
+        relayed = _authenticated_relay(request, state, client)
         principal = principal_of(credentials.credentials, state.principals)
         if principal is None:
-            state.auth_limiter.failed(client)
+            if not relayed:  # a relay's callers are counted by the relay, per caller
+                state.auth_limiter.failed(client)
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown or revoked token",
@@ -57,6 +69,23 @@ def require_role(*allowed: str) -> Callable[..., Principal]:
         return principal
 
     return check
+
+
+def _authenticated_relay(request: Request, state: ControlPlaneState, client: str) -> bool:
+    """True when the request carries a valid relay token; 401 (counted) for a bad one."""
+    relay_token = request.headers.get(RELAY_HEADER)
+    if relay_token is None:
+        return False
+    relay = principal_of(relay_token, state.principals)
+    if relay is None or relay.role not in RELAY_ROLES:
+        state.auth_limiter.failed(client)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"the relaying server's token ({RELAY_HEADER}) is unknown, revoked or not role server:"
+            " set FLYWHEEL_SERVER_TOKEN to a token from `flywheel token create --role server`",
+            headers={"WWW-Authenticate": f"Bearer {RELAY_REALM}"},
+        )
+    return True
 
 
 def refuse_if_blocked(limiter: FailedAuthLimiter, client: str) -> None:
