@@ -17,7 +17,7 @@ from services.cli.control_plane_client import ControlPlaneClient
 from services.settings import Settings
 
 T = TypeVar("T")
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -37,7 +37,7 @@ app.command("eval")(learning.evaluate)
 app.command()(console_commands.quality)
 app.command()(console_commands.audit)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 
 @app.command()

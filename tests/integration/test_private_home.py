@@ -47,7 +47,11 @@ def test_flywheel_up_keeps_the_store_and_everything_it_writes_private(home, brok
 
 @pytest.mark.parametrize("command", [["up"], ["serve"], ["train"]])
 def test_a_home_that_cannot_be_created_is_one_line_naming_flywheel_home(command):
-    env = {**os.environ, "FLYWHEEL_HOME": "/proc/flywheel", "COLUMNS": "500"}
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": "/proc/flywheel",
+        "COLUMNS": "60",
+    }  # a narrow terminal must not break the line
     result = subprocess.run(
         [sys.executable, "-m", "services.cli.main", *command],
         env=env,

@@ -21,7 +21,6 @@ def flywheel(home: Path, command: str, **variables: str) -> subprocess.Completed
         FLYWHEEL_HOME=str(home),
         FLYWHEEL_KAFKA_BOOTSTRAP="127.0.0.1:9",  # never reached: start-up stops before Kafka
         FLYWHEEL_API_PORT=str(free_port()),
-        COLUMNS="300",  # the error's words, not the terminal's line breaks, are under test
     )
     environment.update(variables)
     return subprocess.run(

@@ -31,8 +31,12 @@ ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
 
 
 def flywheel(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """The CLI as an operator runs it; wide columns so a one-line message stays one line."""
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "COLUMNS": "500"}
+    """The CLI as an operator runs it, in a narrow terminal: a one-line message stays one line."""
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(home),
+        "COLUMNS": "60",
+    }  # a narrow terminal must not break the line
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args],
         env=env,
