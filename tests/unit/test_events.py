@@ -133,7 +133,7 @@ def test_correction_roundtrips_through_json():
 def test_topic_mismatch_and_garbage_are_explained():
     raw = json.dumps(inference()).encode()
     assert "flywheel.inference" in parse_event(raw, expected_type="correction").reason
-    assert "Invalid JSON" in parse_event(b"\xff\xfe").reason
+    assert "not UTF-8" in parse_event(b"\xff\xfe").reason
     assert "limit" in parse_event(b"x" * 200_000).reason
 
 

@@ -85,7 +85,7 @@ def test_the_4kb_nesting_bomb_is_rejected_and_the_events_around_it_are_kept():
     )
     assert [e.event_id for e in batch.events] == ["before", "after"]
     assert [r.rejection_id for r in batch.rejections] == [f"{INFERENCE}:0:2", f"{INFERENCE}:0:3"]
-    assert "recursion limit" in batch.rejections[0].reason
+    assert "nested deeper than 32 levels" in batch.rejections[0].reason
     assert "bytes; the limit is" in batch.rejections[1].reason
 
 
@@ -97,3 +97,16 @@ def test_a_dead_letter_carries_the_head_of_a_huge_payload_and_says_so():
     assert message["raw_truncated"] is True and message["raw_size"] == len(huge)
     assert huge.decode().startswith(message["raw"]) and message["event_id"] == "big"
     assert "the limit is" in message["reason"]
+
+
+def test_a_lone_surrogate_on_kafka_is_refused_by_field_not_as_broken_json():
+    """The fast JSON parser refuses a lone surrogate escape as 'unexpected end of hex escape',
+    which sends a producer hunting for a syntax error; the reason must name the field."""
+    event = json.loads(event_bytes("lone"))
+    raw = json.dumps({**event, "input": "a\ud800b"}).encode()  # ensure_ascii: a \ud800 escape
+    batch = decode_records([RawRecord(INFERENCE, 0, 7, raw)])
+    assert batch.events == []
+    (rejection,) = batch.rejections
+    assert "input" in rejection.reason
+    assert "lone surrogate" in rejection.reason
+    assert rejection.event_id == "lone"
