@@ -203,39 +203,44 @@ class FlywheelClient:
         This call waits on the broker, up to about ``timeout_s`` (default ``send_timeout_s``);
         ``emit`` never does, even while a flush runs.
         """
-        with self._sending:
-            with self._lock:
-                batch = self._take_locked()
-            return self._send(batch, timeout_s)
+        return self._flush(timeout_s, interrupt=None)
 
     @property
     def spooled(self) -> int:
         """Events waiting in the disk spool for the broker."""
         return len(self.spool)
 
+    def _flush(self, timeout_s: float | None, interrupt: threading.Event | None) -> FlushResult:
+        with self._sending:
+            with self._lock:
+                batch = self._take_locked()
+            return self._send(batch, timeout_s, interrupt)
+
     def _take_locked(self) -> list[Record]:
         batch, self._buffer = self._buffer, []
         return batch
 
-    def _send(self, batch: list[Record], timeout_s: float | None) -> FlushResult:
+    def _send(
+        self, batch: list[Record], timeout_s: float | None, interrupt: threading.Event | None
+    ) -> FlushResult:
         """Deliver a batch, spooling it unless every event was acknowledged; then, if the
         broker took it, replay the spool. Call with ``_sending`` held."""
         sent = 0
         try:
-            sent = self._deliver(batch, timeout_s) if batch else 0
+            sent = self._deliver(batch, timeout_s, interrupt) if batch else 0
         finally:  # whatever went wrong, an event taken from the queue is sent or on disk
             if sent != len(batch):
                 self.spool.append(batch)  # all of it: duplicates are harmless, loss is not
         if sent != len(batch):
             return FlushResult(sent=0, spooled=len(batch))
         if self.spool.segments():
-            sent += self._replay_spool(timeout_s)
+            sent += self._replay_spool(timeout_s, interrupt)
         return FlushResult(sent=sent, spooled=0)
 
-    def _replay_spool(self, timeout_s: float | None) -> int:
+    def _replay_spool(self, timeout_s: float | None, interrupt: threading.Event | None) -> int:
         replayed = 0
         for segment, records in self.spool.drain():
-            if self._deliver(records, timeout_s) != len(records):
+            if self._deliver(records, timeout_s, interrupt) != len(records):
                 break  # still unreachable: keep this and later segments
             self.spool.delivered(segment)
             replayed += len(records)
@@ -243,9 +248,11 @@ class FlywheelClient:
             log.info("re-sent %d spooled events", replayed)
         return replayed
 
-    def _deliver(self, records: list[Record], timeout_s: float | None) -> int:
-        """Send with retries until a deadline; returns len(records) when all were
-        acknowledged, else 0."""
+    def _deliver(
+        self, records: list[Record], timeout_s: float | None, interrupt: threading.Event | None
+    ) -> int:
+        """Send with retries until a deadline, or until ``interrupt`` is set between two
+        attempts; returns len(records) when all were acknowledged, else 0."""
         deadline = time.monotonic() + (timeout_s or self.send_timeout_s)
         for attempt in range(self.retries):
             if not self._reachable():
@@ -263,7 +270,10 @@ class FlywheelClient:
             backoff = min(0.2 * 2**attempt, 1.0)
             if time.monotonic() + backoff >= deadline:
                 break  # a broker that accepts and never answers must not hold us longer
-            time.sleep(backoff)
+            if interrupt is None:
+                time.sleep(backoff)
+            elif interrupt.wait(backoff):
+                break  # closing: close() makes its own attempt right after
         return 0
 
     def _reachable(self) -> bool:
@@ -310,7 +320,7 @@ class FlywheelClient:
             if self._closed.is_set():
                 return  # close() sends what is left
             try:
-                self.flush()
+                self._flush(None, interrupt=self._closed)
             except Exception:  # never let the sender die silently; the batch was spooled
                 log.exception("background send failed")
 

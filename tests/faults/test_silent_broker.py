@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -73,21 +74,24 @@ def silent() -> Iterator[SilentListener]:
 
 def test_emit_never_waits_on_a_broker_that_never_answers(silent, tmp_path: Path):
     client = FlywheelClient(silent.bootstrap, spool_dir=tmp_path / "spool", batch_size=100)
-    slowest = 0.0
-    ids = []
+    waits, ids = [], []
     for i in range(2_000):  # many full batches: each wakes the sender
         started = time.perf_counter()
         ids.append(
             client.log_inference(task="spam", input=f"mail {i}", output="ham", base_model="m")
         )
-        slowest = max(slowest, time.perf_counter() - started)
+        waits.append(time.perf_counter() - started)
         if i % 500 == 0:
             time.sleep(0.3)  # let the background sender get stuck on the silent broker
-    assert slowest < 0.05, f"an emit waited {slowest:.2f} s on the broker"
+    # One wait on the broker costs seconds (its bootstrap timeout is 2 s); the bound on the
+    # slowest call leaves room for a busy shared machine, the median shows the usual cost.
+    assert statistics.median(waits) < 0.005 and max(waits) < 0.5, (
+        f"median {statistics.median(waits):.4f} s, slowest {max(waits):.2f} s"
+    )
 
     started = time.monotonic()
     result = client.close(timeout_s=2)
-    assert time.monotonic() - started < 20, "close must give up on a silent broker and spool"
+    assert time.monotonic() - started < 10, "close must give up on a silent broker and spool"
     assert result.sent == 0
     assert spooled_ids(tmp_path / "spool") == set(ids)  # nothing lost: every event is on disk
 
