@@ -1,9 +1,12 @@
 """The Python SDK apps embed to send inference, feedback and correction events.
 
-Events are validated locally, batched, and sent with retries. When the broker cannot be
-reached they are written to a disk spool and re-sent once it is back, so an app never loses
-an event and never blocks for long: an event leaves memory only once the broker acknowledged
-it or it is fsynced in the spool. Re-sending is safe: the store deduplicates by event_id.
+Events are validated locally and queued in memory; a background sender thread batches them
+to the broker with retries. Callers never wait on the network: ``emit`` only appends to the
+queue (when the queue is full, it spills to the disk spool), so a broker that is down, slow or
+silent costs an app nothing. What cannot be delivered is written to a disk spool and re-sent
+once the broker is back, so no event is lost: an event leaves the client only once the broker
+acknowledged it or it is fsynced in the spool. Re-sending is safe: the store deduplicates by
+event_id.
 
     with FlywheelClient("127.0.0.1:19092", spool_dir=Path(".flywheel/spool")) as client:
         inference_id = client.log_inference(task="spam", input=email, output="ham",
@@ -45,6 +48,8 @@ class FlushResult:
 
 
 class FlywheelClient:
+    """Capture events from an app. Thread-safe; ``close()`` (or ``with``) sends what is left."""
+
     def __init__(
         self,
         bootstrap: str,
@@ -54,23 +59,25 @@ class FlywheelClient:
         linger_s: float = 0.2,
         send_timeout_s: float = 10.0,
         retries: int = 3,
+        max_buffered: int = 10_000,
     ) -> None:
         self.bootstrap = bootstrap
-        self.batch_size = batch_size
-        self.send_timeout_s = send_timeout_s
+        self.batch_size = batch_size  # this many queued events wake the sender early
+        self.linger_s = linger_s  # otherwise the sender wakes this often
+        self.send_timeout_s = send_timeout_s  # one delivery's deadline, retries included
         self.retries = retries
+        self.max_buffered = max_buffered  # beyond this, queued events spill to the spool
         self.spool = Spool(spool_dir)
         self._buffer: list[Record] = []
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards _buffer only: never held during any I/O
+        self._sending = threading.Lock()  # one delivery at a time owns the producer and spool
         self._producer: KafkaProducer | None = None
+        self._wake = threading.Event()
         self._closed = threading.Event()
-        self._flusher = threading.Thread(
-            target=self._flush_periodically,
-            args=(linger_s,),
-            name="flywheel-sdk-flush",
-            daemon=True,
+        self._sender = threading.Thread(
+            target=self._send_in_background, name="flywheel-sdk-sender", daemon=True
         )
-        self._flusher.start()
+        self._sender.start()
 
     # -- building events ------------------------------------------------------------------
 
@@ -170,6 +177,11 @@ class FlywheelClient:
     # -- sending --------------------------------------------------------------------------
 
     def emit(self, event: EventEnvelope) -> None:
+        """Queue a validated event for the sender; returns at once, whatever the broker does.
+
+        Only when ``max_buffered`` events wait (the broker has been failing a while) does the
+        caller write them to the disk spool itself: bounded memory, and still nothing lost.
+        """
         record = (
             TOPIC_OF_TYPE[event.type],
             event.task.encode(),  # type: ignore[attr-defined]
@@ -177,30 +189,58 @@ class FlywheelClient:
         )
         with self._lock:
             self._buffer.append(record)
-            full = len(self._buffer) >= self.batch_size
-        if full:
-            self.flush()
+            queued = len(self._buffer)
+            overflow = self._take_locked() if queued >= self.max_buffered else []
+        if overflow:
+            self.spool.append(overflow)
+            log.warning("%d events queued while the broker lags: spooled to disk", len(overflow))
+        elif queued >= self.batch_size:
+            self._wake.set()
 
     def flush(self, timeout_s: float | None = None) -> FlushResult:
-        """Send what is buffered (and what waits in the spool); what fails goes to the spool."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-            sent = self._deliver(batch, timeout_s) if batch else 0
-            spooled = len(batch) - sent
-            if spooled:
-                self.spool.append(batch)  # all of it: duplicates are harmless, loss is not
-            elif self.spool.segments():
-                sent += self._replay_spool(timeout_s)
-        return FlushResult(sent=sent, spooled=spooled)
+        """Send what is queued (and what waits in the spool); what fails goes to the spool.
+
+        This call waits on the broker, up to about ``timeout_s`` (default ``send_timeout_s``);
+        ``emit`` never does, even while a flush runs.
+        """
+        return self._flush(timeout_s, interrupt=None)
 
     @property
     def spooled(self) -> int:
+        """Events waiting in the disk spool for the broker."""
         return len(self.spool)
 
-    def _replay_spool(self, timeout_s: float | None) -> int:
+    def _flush(self, timeout_s: float | None, interrupt: threading.Event | None) -> FlushResult:
+        with self._sending:
+            with self._lock:
+                batch = self._take_locked()
+            return self._send(batch, timeout_s, interrupt)
+
+    def _take_locked(self) -> list[Record]:
+        batch, self._buffer = self._buffer, []
+        return batch
+
+    def _send(
+        self, batch: list[Record], timeout_s: float | None, interrupt: threading.Event | None
+    ) -> FlushResult:
+        """Deliver a batch, spooling it unless every event was acknowledged; then, if the
+        broker took it, replay the spool. Call with ``_sending`` held."""
+        sent = 0
+        try:
+            sent = self._deliver(batch, timeout_s, interrupt) if batch else 0
+        finally:  # whatever went wrong, an event taken from the queue is sent or on disk
+            if sent != len(batch):
+                self.spool.append(batch)  # all of it: duplicates are harmless, loss is not
+        if sent != len(batch):
+            return FlushResult(sent=0, spooled=len(batch))
+        if self.spool.segments():
+            sent += self._replay_spool(timeout_s, interrupt)
+        return FlushResult(sent=sent, spooled=0)
+
+    def _replay_spool(self, timeout_s: float | None, interrupt: threading.Event | None) -> int:
         replayed = 0
         for segment, records in self.spool.drain():
-            if self._deliver(records, timeout_s) != len(records):
+            if self._deliver(records, timeout_s, interrupt) != len(records):
                 break  # still unreachable: keep this and later segments
             self.spool.delivered(segment)
             replayed += len(records)
@@ -208,8 +248,12 @@ class FlywheelClient:
             log.info("re-sent %d spooled events", replayed)
         return replayed
 
-    def _deliver(self, records: list[Record], timeout_s: float | None) -> int:
-        """Send with retries; returns len(records) when all were acknowledged, else 0."""
+    def _deliver(
+        self, records: list[Record], timeout_s: float | None, interrupt: threading.Event | None
+    ) -> int:
+        """Send with retries until a deadline, or until ``interrupt`` is set between two
+        attempts; returns len(records) when all were acknowledged, else 0."""
+        deadline = time.monotonic() + (timeout_s or self.send_timeout_s)
         for attempt in range(self.retries):
             if not self._reachable():
                 return 0  # a refused connection will not change within a retry's backoff
@@ -217,13 +261,19 @@ class FlywheelClient:
             if producer is not None:
                 try:
                     futures = [producer.send(t, v, key=k) for t, k, v in records]
-                    producer.flush(timeout=timeout_s or self.send_timeout_s)
+                    producer.flush(timeout=max(deadline - time.monotonic(), 0.1))
                     if all(f.succeeded() for f in futures):
                         return len(records)
                 except KafkaError as error:
                     log.warning("send failed (attempt %d): %s", attempt + 1, error)
                 self._drop_producer()
-            time.sleep(min(0.2 * 2**attempt, 1.0))
+            backoff = min(0.2 * 2**attempt, 1.0)
+            if time.monotonic() + backoff >= deadline:
+                break  # a broker that accepts and never answers must not hold us longer
+            if interrupt is None:
+                time.sleep(backoff)
+            elif interrupt.wait(backoff):
+                break  # closing: close() makes its own attempt right after
         return 0
 
     def _reachable(self) -> bool:
@@ -248,6 +298,7 @@ class FlywheelClient:
                     max_block_ms=2_000,
                     request_timeout_ms=5_000,
                     reconnect_backoff_max_ms=1_000,
+                    bootstrap_timeout_ms=2_000,  # the default 30 s against a silent broker
                 )
             except KafkaError as error:
                 log.warning("broker %s unreachable: %s", self.bootstrap, error)
@@ -260,18 +311,27 @@ class FlywheelClient:
             with contextlib.suppress(KafkaError):
                 producer.close(timeout=1)
 
-    def _flush_periodically(self, linger_s: float) -> None:
-        while not self._closed.wait(linger_s):
+    def _send_in_background(self) -> None:
+        """The sender: wakes every ``linger_s`` or when a batch is full, and does all the
+        network I/O callers must not wait for."""
+        while True:
+            self._wake.wait(self.linger_s)
+            self._wake.clear()
+            if self._closed.is_set():
+                return  # close() sends what is left
             try:
-                self.flush()
-            except Exception:  # never let the background thread die silently
-                log.exception("background flush failed")
+                self._flush(None, interrupt=self._closed)
+            except Exception:  # never let the sender die silently; the batch was spooled
+                log.exception("background send failed")
 
     def close(self, timeout_s: float | None = None) -> FlushResult:
+        """Stop the sender, then deliver or spool everything still queued."""
         self._closed.set()
-        self._flusher.join(5)
+        self._wake.set()
+        self._sender.join()  # a delivery in progress ends by its own deadline
         result = self.flush(timeout_s)
-        self._drop_producer()
+        with self._sending:
+            self._drop_producer()
         return result
 
     def __enter__(self) -> FlywheelClient:

@@ -52,10 +52,16 @@ class Spool:
         return sum(1 for segment in self.segments() for _ in self._read(segment))
 
     def drain(self) -> Iterator[tuple[Path, list[tuple[str, bytes, bytes]]]]:
-        """Yield (segment, records) oldest first; call ``delivered(segment)`` once sent."""
+        """Yield (segment, records) oldest first; call ``delivered(segment)`` once sent.
+
+        Only segments closed to appends are yielded: ones created by appends made during the
+        replay wait for the next one, so a line written after its segment was read can never
+        be deleted with it.
+        """
         with self._lock:
             self._current = None  # new appends go to a fresh segment while we replay
-        for segment in self.segments():
+            closed = self.segments()
+        for segment in closed:
             yield segment, list(self._read(segment))
 
     def delivered(self, segment: Path) -> None:

@@ -8,7 +8,7 @@ GET  /healthz                  no token: readiness, champions, swap figures
 
 from __future__ import annotations
 
-import asyncio
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,16 +20,27 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from feedback.client import FlywheelClient
 from schemas.events import (
+    MAX_TEXT_CHARS,
+    NO_NUL_PATTERN,
     EventId,
     FeedbackEvent,
     FeedbackSignal,
     InferenceEvent,
     MetadataKey,
     MetadataValue,
+    ShortText,
     TaskName,
     Text,
 )
@@ -58,6 +69,17 @@ class ServerState:
     refused: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = False
 
+    def __post_init__(self) -> None:
+        """Every answer's event names the base model: a name the contract refuses would make
+        every answer uncapturable, so it is refused here, at start-up."""
+        try:
+            TypeAdapter(ShortText).validate_python(self.base_model_name)
+        except ValidationError as error:
+            raise ValueError(
+                f"base model name {self.base_model_name[:80]!r} cannot be captured in events "
+                "(1-256 characters, no NUL); set FLYWHEEL_BASE_MODEL to a shorter name or path"
+            ) from error
+
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -80,18 +102,41 @@ class Answer(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: Annotated[str, Field(max_length=200_000)] | None = None
+    content: (
+        Annotated[str, StringConstraints(max_length=200_000, pattern=NO_NUL_PATTERN)] | None
+    ) = None
 
 
 class ChatRequest(BaseModel):
-    """The OpenAI chat-completions request; fields Flywheel does not use are accepted."""
+    """The OpenAI chat-completions request; fields Flywheel does not use are accepted.
+
+    The last user message becomes the task's input, so it must pass the event contract's
+    text rules here, before the model runs: an answer that could not be captured is never
+    produced."""
 
     model: TaskName = Field(description="The task's name")
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
     stream: bool = False
-    user: str | None = Field(default=None, max_length=256)
+    user: ShortText | None = None
+
+    @property
+    def input(self) -> str:
+        """The last user message with content: what the task answers."""
+        return next(m.content for m in reversed(self.messages) if m.role == "user" and m.content)
+
+    @model_validator(mode="after")
+    def _input_is_capturable(self) -> ChatRequest:
+        users = [m.content for m in self.messages if m.role == "user" and m.content]
+        if not users:
+            raise ValueError("messages hold no user message with content; send one")
+        if len(users[-1]) > MAX_TEXT_CHARS:
+            raise ValueError(
+                f"the last user message is the task's input and may hold at most "
+                f"{MAX_TEXT_CHARS} characters; this one has {len(users[-1])}: shorten it"
+            )
+        return self
 
 
 class FeedbackRequest(BaseModel):
@@ -101,7 +146,7 @@ class FeedbackRequest(BaseModel):
     signal: FeedbackSignal
     rating: int | None = Field(default=None, ge=1, le=5)
     edited_output: Text | None = None
-    user_id: Annotated[str, Field(max_length=256)] | None = None
+    user_id: ShortText | None = None
 
 
 _bearer = HTTPBearer(auto_error=False, description="A token with role app (flywheel token create)")
@@ -168,14 +213,9 @@ def create_app(state: ServerState) -> FastAPI:
     async def chat(body: ChatRequest, who: App) -> dict[str, Any]:
         if body.stream:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
-        users = [m.content for m in body.messages if m.role == "user" and m.content]
-        if not users:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "messages hold no user message with content"
-            )
         limit = body.max_completion_tokens or body.max_tokens
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
-        result = await answer(state, body.model, users[-1], metadata, limit)
+        result = await answer(state, body.model, body.input, metadata, limit)
         return {
             "id": result.inference_id,
             "object": "chat.completion",
@@ -206,7 +246,7 @@ def create_app(state: ServerState) -> FastAPI:
             )
         except ValidationError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
-        await asyncio.to_thread(state.client.emit, event)
+        state.client.emit(event)  # queued: the SDK's sender does the network I/O
         return {"event_id": event.event_id, "status": "accepted"}
 
     return app
@@ -236,9 +276,17 @@ async def _openai_style_error(request: Request, error: Exception) -> JSONRespons
 
 
 def explain_validation(errors: Sequence[Any]) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in errors
-    )
+    """'field: problem; ...', in the event contract's words (a NUL byte is named as such)."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error["loc"] if p != "body")
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and (
+            error.get("ctx", {}).get("pattern") == NO_NUL_PATTERN
+        ):
+            problem = "must not contain NUL bytes (\\x00)"
+        parts.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(parts)
 
 
 async def answer(
@@ -270,28 +318,48 @@ async def answer(
     except AdapterLoadError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     prediction: Prediction = predictions[0]
-    latency_ms = (time.perf_counter() - started) * 1000
+    # The request was validated against the contract before the model ran; what the model
+    # made is bounded here, so the event is valid by construction and the answer returned is
+    # exactly the answer captured.
+    output = _capturable_output(prediction.output)
+    mean_logprob = _capturable_logprob(prediction.mean_logprob)
+    latency_ms = min((time.perf_counter() - started) * 1000, MAX_LATENCY_MS)
     event = InferenceEvent(
         event_id=uuid.uuid4().hex,
         occurred_at=datetime.now(UTC),
         task=task_name,
         input=text,
-        output=prediction.output,
+        output=output,
         base_model=state.base_model_name,
         adapter_id=adapter_id,
         latency_ms=round(latency_ms, 3),
-        mean_logprob=round(prediction.mean_logprob, 6),
+        mean_logprob=round(mean_logprob, 6),
         metadata=metadata,
     )
-    await asyncio.to_thread(state.client.emit, event)
+    state.client.emit(event)  # queued, never awaited: an answer does not wait on Kafka
     return Answer(
         inference_id=event.event_id,
         task=task_name,
-        output=prediction.output,
+        output=output,
         adapter_id=adapter_id,
         base_model=state.base_model_name,
-        mean_logprob=prediction.mean_logprob,
+        mean_logprob=mean_logprob,
         latency_ms=latency_ms,
         prompt_tokens=prediction.prompt_tokens,
         output_tokens=prediction.output_tokens,
     )
+
+
+MAX_LATENCY_MS = 3_600_000.0
+"""The contract's bound on ``latency_ms``; a request that waited longer is recorded at it."""
+
+
+def _capturable_output(text: str) -> str:
+    """The output as the contract can hold it: NUL bytes dropped, at most MAX_TEXT_CHARS."""
+    return text.replace("\x00", "")[:MAX_TEXT_CHARS]
+
+
+def _capturable_logprob(value: float) -> float:
+    """The mean log-probability within the contract's [-100, 0]; NaN (a broken model) reads
+    as the least confident value."""
+    return -100.0 if math.isnan(value) else max(-100.0, min(0.0, value))

@@ -13,7 +13,14 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, InferenceServerProcess, create_token
+from schemas.events import MAX_TEXT_CHARS
+from tests.integration.conftest import (
+    ControlPlaneProcess,
+    InferenceServerProcess,
+    create_token,
+    stored,
+)
+from tests.integration.in_process_server import served_in_process
 from tests.integration.learning_helpers import define_task, import_examples
 
 pytestmark = pytest.mark.integration
@@ -100,6 +107,77 @@ def test_answers_are_captured_feedback_attaches_and_openai_sdk_works(plane, serv
         ).status_code
         == 403
     )
+
+
+def test_a_request_the_contract_refuses_gets_a_clear_4xx_before_the_model_runs(
+    plane, tiny_model_dir, tmp_path
+):
+    define_task(plane, tmp_path, "money")
+    spool = tmp_path / "spool"
+    with served_in_process(plane, tiny_model_dir, bootstrap=plane.bootstrap, spool_dir=spool) as s:
+        too_long = "pay the invoice " * 2_500  # 40,000 characters
+        refused = {
+            "chat, too long": s.http.post(
+                "/v1/chat/completions",
+                json={"model": "money", "messages": [{"role": "user", "content": too_long}]},
+            ),
+            "chat, NUL": s.http.post(
+                "/v1/chat/completions",
+                json={"model": "money", "messages": [{"role": "user", "content": "pay\x00now"}]},
+            ),
+            "chat, NUL in user": s.http.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "money",
+                    "messages": [{"role": "user", "content": "pay now"}],
+                    "user": "ana\x00",
+                },
+            ),
+            "generate, too long": s.http.post(
+                "/v1/generate", json={"task": "money", "input": too_long}
+            ),
+            "generate, NUL": s.http.post(
+                "/v1/generate", json={"task": "money", "input": "pay\x00now"}
+            ),
+            "feedback, NUL": s.http.post(
+                "/v1/feedback",
+                json={
+                    "task": "money",
+                    "inference_id": "abc",
+                    "signal": "thumbs_up",
+                    "user_id": "ana\x00",
+                },
+            ),
+        }
+        for case, response in refused.items():
+            assert response.status_code in (400, 422), (case, response.status_code, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error", case
+            if "too long" in case:
+                assert str(MAX_TEXT_CHARS) in error["message"], (case, error["message"])
+            else:
+                assert "NUL" in error["message"], (case, error["message"])
+        assert s.host.calls == 0, "a refused request must not run the model"
+
+        long_but_valid = "please wire the deposit today " * 1_000  # 30,000 characters
+        answer = s.http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "money",
+                "messages": [{"role": "user", "content": long_but_valid}],
+                "user": "ana",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] in ("yes", "no")
+        assert s.host.calls == 1
+    plane.wait_for(lambda status: stored(status, "inference") == 1)
+    reviewer = create_token(plane, "reviewer")
+    seen = httpx.get(
+        f"{plane.url}/v1/review/items/{answer.json()['id']}", headers=bearer(reviewer), timeout=30
+    ).json()
+    assert seen["input"] == long_but_valid
+    assert seen["output"] == answer.json()["choices"][0]["message"]["content"]
 
 
 class Load:
