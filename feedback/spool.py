@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from feedback.private_files import private_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -25,7 +27,7 @@ class Spool:
         self._lock = threading.Lock()
         self._current: Path | None = None
         self._current_count = 0
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)  # spooled events are production data: this user's only
 
     def append(self, records: list[tuple[str, bytes, bytes]]) -> None:
         """Persist (topic, key, value) records; returns once they are on disk."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -56,3 +58,15 @@ def test_an_append_during_a_replay_is_never_deleted_with_a_replayed_segment(tmp_
     written.append(record(2))
     left = [r for _, records in Spool(tmp_path).drain() for r in records]
     assert sorted(replayed + left) == sorted(written)  # each record replayed or kept, once
+
+
+def test_the_spool_is_private_to_its_user_whatever_the_apps_umask(tmp_path):
+    """The SDK runs inside a customer's app, under its umask: spooled events are still data
+    nobody else on the machine may read."""
+    previous = os.umask(0o022)
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.append([("t", b"k", b'{"n": 1}')])
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
