@@ -185,7 +185,7 @@ def test_confluent_kafka_producer_following_the_json_schemas(control_plane):
     )
     assert status["tasks"]["spam"]["ground_truth"] == 1
     reasons = " | ".join(r["reason"] for r in status["top_rejection_reasons"])
-    assert "Invalid JSON" in reasons
+    assert "not UTF-8" in reasons
     assert "send it to flywheel.inference" in reasons
     assert "the limit is" in reasons
 
