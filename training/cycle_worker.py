@@ -18,14 +18,10 @@ from typing import Any
 
 from feedback.snapshots import load_snapshot_examples
 from schemas.tasks import TaskDefinition
-from training.chat_format import PromptStyle, style_of
+from training.auto_recipe import inputs_cut, measure, resolve
+from training.chat_format import PromptStyle, SequenceLengths, style_of
 from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
-from training.lora_recipe import (
-    LoRASettings,
-    run_training,
-    select_training_examples,
-    verify_adapter,
-)
+from training.lora_recipe import run_training, select_training_examples, verify_adapter
 from training.scoring import aggregate, score
 
 MAX_EVAL_EXAMPLES = 400
@@ -53,13 +49,20 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     parent = Path(job["champion_adapter_path"]) if job.get("champion_adapter_path") else None
     if parent is not None:
         verify_adapter(parent)  # never warm-start from a corrupted champion
-    plan = task.training
-    settings = LoRASettings(
-        learning_rate=plan.learning_rate, epochs=plan.epochs, max_steps=plan.max_steps
-    )
+    recipe = task.training
     examples = select_training_examples(
-        new, old, replay_budget=plan.replay_budget, seed=settings.seed
+        new, old, replay_budget=recipe.replay_budget, seed=recipe.seed
     )
+    tokenizer = load_tokenizer(base_path)
+    resolution = resolve(
+        recipe, measure(tokenizer, style, examples, seed=recipe.seed), kind=task.kind
+    )
+    settings = resolution.recipe
+    data = {
+        **resolution.evidence(),
+        "eval_inputs_cut": inputs_cut(tokenizer, style, evaluation, settings.lengths),
+    }
+    emit({"phase": "recipe", **data})
     adapter_id, adapter_path, report = run_training(
         settings,
         base_model=base_path,
@@ -75,10 +78,13 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "parent_adapter": job["champion_adapter_id"],
             "new_examples": len(new),
             "replayed_examples": len(examples) - len(new),
+            "data": {k: v for k, v in data.items() if k != "recipe"},
         },
         progress=emit,
     )
-    scores = score_both(base_path, device, style, adapter_path, parent, evaluation, regression)
+    scores = score_both(
+        base_path, device, style, settings.lengths, adapter_path, parent, evaluation, regression
+    )
     metrics = {
         split: {side: aggregate(rows) for side, rows in sides.items()}
         for split, sides in scores.items()
@@ -97,6 +103,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "first_loss": report.first_loss,
             "last_loss": report.last_loss,
             "seconds": report.seconds,
+            **data,
         },
     }
 
@@ -105,12 +112,14 @@ def score_both(
     base_path: Path,
     device: Any,
     style: PromptStyle,
+    lengths: SequenceLengths,
     candidate: Path,
     champion: Path | None,
     evaluation: list[dict],
     regression: list[dict],
 ) -> dict[str, dict[str, list[dict]]]:
-    """Candidate and champion (or the base model) on the same eval and regression examples."""
+    """Candidate and champion (or the base model) on the same eval and regression examples,
+    with the same prompts: both are cut to the candidate's recipe."""
     from peft import PeftModel
 
     tokenizer = load_tokenizer(base_path)
@@ -129,7 +138,7 @@ def score_both(
         def progress(p: dict[str, Any]) -> None:
             emit({"phase": "evaluating", "step": offset + p["step"], "total": total})
 
-        result = score(model, tokenizer, style, rows, progress=progress)
+        result = score(model, tokenizer, style, rows, lengths=lengths, progress=progress)
         done += len(rows)
         return result
 

@@ -228,6 +228,9 @@ class CycleRunner:
         result: dict[str, Any],
     ) -> None:
         decision = decide(result["scores"], task.gate, metric=task.metric)
+        # What the cycle trained with and what that cost the data (the resolved recipe,
+        # inputs cut to fit) sits beside the gate's numbers, where an operator reads them.
+        decision.evidence["training"] = result.get("training", {})
         log.info(
             "cycle %s of %s: %s (%s)",
             cycle_id,
