@@ -184,6 +184,8 @@ class TaskDefinition(BaseModel):
             raise ValueError("a text task takes no labels")
         if self.kind == "text" and self.primary_metric == "exact_match":
             raise ValueError("use token_f1, chrf or nll as the primary metric of a text task")
+        if self.kind == "text" and self.training.class_balance == "balanced":
+            raise ValueError("training.class_balance balanced needs labels; use a label task")
         return self
 
     @property
