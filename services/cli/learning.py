@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from schemas.tasks import GatePolicy, TaskDefinition, Triggers
+from schemas.tasks import GatePolicy, TaskDefinition, TrainingRecipe, Triggers
 from services.cli.local_store import fail, load_settings, via_api_or_store
 from services.cli.task_file import read_task_file
 from training.cycle_records import get_cycle, list_cycles
@@ -48,6 +48,14 @@ def task_create(
     min_delta: Annotated[float, typer.Option(help="Required CI lower bound of the gain.")] = 0.0,
     from_file: Annotated[Path | None, typer.Option("--from-file", help="Task YAML.")] = None,
     replace: Annotated[bool, typer.Option(help="Redefine an existing task.")] = False,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A training recipe setting, KEY=VALUE (e.g. --set learning_rate=5e-4 "
+            "--set max_seq_len=256); repeatable. Settings not given are auto.",
+        ),
+    ] = None,
 ) -> None:
     """Create a task from options or from a YAML file."""
     try:
@@ -64,6 +72,12 @@ def task_create(
                 labels=[x.strip() for x in labels.split(",")] if labels else None,
                 triggers=Triggers(min_new_examples=min_new, cron=cron),
                 gate=GatePolicy(mode=gate_mode, min_eval_size=min_eval_size, min_delta=min_delta),
+            )
+        if recipe:
+            given = definition.training.model_dump(exclude_defaults=True)
+            training = TrainingRecipe.model_validate({**given, **recipe_settings(recipe)})
+            definition = TaskDefinition.model_validate(
+                {**definition.model_dump(), "training": training}
             )
     except ValidationError as error:
         raise fail(f"invalid task: {error}", 2) from error
@@ -85,6 +99,28 @@ def task_create(
         f"task [bold]{definition.name}[/bold] saved ({definition.kind}, "
         f"metric {definition.metric}, gate {definition.gate.mode})"
     )
+
+
+def recipe_settings(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as recipe fields: numbers as numbers, ``auto`` as is,
+    target_modules as a comma-separated list. Unknown keys fail with the known ones."""
+    known = TrainingRecipe.model_fields
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            raise fail(f"--set {pair}: give KEY=VALUE, e.g. --set learning_rate=5e-4", 2)
+        if key not in known:
+            raise fail(f"--set {key}: not a recipe setting; known: {', '.join(known)}", 2)
+        if key == "target_modules":
+            settings[key] = [m.strip() for m in value.split(",") if m.strip()]
+            continue
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value  # auto, middle, balanced, ...
+    return settings
 
 
 @task_app.command("list")
