@@ -9,14 +9,16 @@ adapter's metadata.json and in the cycle's evidence.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
-from schemas.tasks import TrainingRecipe
+from schemas.tasks import TaskDefinition, TrainingRecipe
 from training.chat_format import PromptStyle, SequenceLengths, prompt_overhead, target_ids
 
 AUTO_LEARNING_RATE = 1e-3
@@ -243,3 +245,33 @@ def lengths_without_data(
     if seq_len == "auto":
         seq_len = max(MAX_AUTO_SEQ_LEN, int(answer) + 2 * PAD_MULTIPLE)
     return SequenceLengths(int(seq_len), int(answer), recipe.input_truncation)
+
+
+def stored_recipe(adapter: Path) -> ResolvedRecipe | None:
+    """The resolved recipe an adapter was trained with (its metadata.json); None for an
+    adapter trained before recipes were stored."""
+    try:
+        metadata = json.loads((adapter / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    recipe = metadata.get("recipe")
+    return ResolvedRecipe.from_dict(recipe) if isinstance(recipe, dict) else None
+
+
+def serving_lengths(
+    recipe: ResolvedRecipe | None,
+    task: TaskDefinition,
+    tokenizer: Any,
+    *,
+    default_answer_tokens: int,
+) -> SequenceLengths:
+    """How a model answers live inputs: an adapter as its recipe trained it; the base model
+    by the task's own settings, the longest label, or ``default_answer_tokens``."""
+    if recipe is not None:
+        return recipe.lengths
+    labels = [len(target_ids(tokenizer, label)) for label in task.labels or ()]
+    return lengths_without_data(
+        task.training,
+        label_answer_tokens=max(labels, default=0),
+        default_answer_tokens=default_answer_tokens,
+    )

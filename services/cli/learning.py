@@ -388,6 +388,7 @@ def evaluate(
     """Score an adapter on your own held-out file: exact_match or token_f1/chrf, and nll."""
     from rich.progress import Progress
 
+    from training.auto_recipe import serving_lengths
     from training.chat_format import style_of
     from training.scoring import aggregate, score
 
@@ -425,13 +426,17 @@ def evaluate(
         raise fail(f"lines {', '.join(str(int(b) + 1) for b in bad[:5])} lack input/output text")
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("loading the model", total=len(examples))
-        model, tokenizer = _load_for_eval(settings, adapter_id)
+        model, tokenizer, recipe = _load_for_eval(settings, adapter_id)
         progress.update(bar, description=f"scoring {adapter_id or 'base'}")
         rows = score(
             model,
             tokenizer,
             style_of(definition),
             examples,
+            # cut and sized as the server answers with this adapter
+            lengths=serving_lengths(
+                recipe, definition, tokenizer, default_answer_tokens=settings.serve_max_new_tokens
+            ),
             progress=lambda p: progress.update(bar, completed=p["step"]),
         )
     result = {"task": task, "adapter": adapter_id or "base", **aggregate(rows)}
@@ -444,12 +449,15 @@ def evaluate(
         )
 
 
-def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
+def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, the adapter's stored recipe or None)."""
     from training.adapter_files import adapter_dir, verify_adapter
+    from training.auto_recipe import stored_recipe
     from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 
     base = resolve_base_model(settings.base_model, settings.models_dir)
     model = load_model(base, pick_device())
+    recipe = None
     if adapter_id is not None:
         from peft import PeftModel
 
@@ -464,4 +472,5 @@ def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
         except ValueError as error:
             raise fail(str(error)) from error
         model = PeftModel.from_pretrained(model, path)
-    return model, load_tokenizer(base)
+        recipe = stored_recipe(path)
+    return model, load_tokenizer(base), recipe

@@ -92,3 +92,24 @@ def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
         asyncio.run(scenario())
     finally:
         host.close()
+
+
+def test_a_request_is_cut_and_sized_by_the_recipe_its_adapter_was_trained_with(
+    tiny_model_dir, adapters
+):
+    host = ModelHost(tiny_model_dir)
+    host.load()
+    (a, a_dir), _, _ = adapters
+
+    async def scenario() -> None:
+        await host.ensure_loaded(a, a_dir)
+        _, trained_with = await host.call(lambda: a, lambda m, t: host.recipe_in_use())
+        assert trained_with == tiny_recipe(max_steps=2, batch_size=4, top_layers=2, seed=0)
+        assert trained_with is not None and trained_with.lengths.max_seq_len == 64
+        _, base = await host.call(lambda: None, lambda m, t: host.recipe_in_use())
+        assert base is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        host.close()
