@@ -260,6 +260,26 @@ def _print_cycle(cycle: dict[str, Any]) -> None:
     decision = cycle.get("decision") or {}
     for reason in decision.get("reasons", []):
         console.print(f"  - {reason}")
+    if line := _recipe_line((decision.get("evidence") or {}).get("training") or {}):
+        console.print(f"  {line}")
+
+
+def _recipe_line(training: dict[str, Any]) -> str:
+    """What the cycle trained with, and the inputs it had to cut, in one line."""
+    recipe = training.get("recipe")
+    if not recipe:
+        return ""
+    line = (
+        f"trained {recipe['steps']} steps at learning rate {recipe['learning_rate']:g}, "
+        f"{recipe['max_seq_len']} tokens per example"
+    )
+    measured, cut = training.get("measured_examples", 0), training.get("inputs_cut", 0)
+    if cut:
+        line += (
+            f"; inputs cut to fit in {cut} of {measured} training examples "
+            f"({recipe['input_truncation']} of the input dropped; set max_seq_len to keep more)"
+        )
+    return line
 
 
 @cycle_app.command("list")
