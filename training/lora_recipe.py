@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 
 
+MAX_CURVE_POINTS = 200
+"""Points of a training run's loss curve kept in the cycle's evidence."""
 ACTIVATION_CACHE_MB = 1024
 """Memory for the frozen lower layers' outputs, computed once per example and reused every
 epoch (about 0.2 MB per example at 96 tokens on SmolLM2); beyond it they are recomputed."""
@@ -60,6 +62,27 @@ class TrainingReport:
     @property
     def output_tokens_per_s(self) -> float:
         return self.output_tokens / self.seconds if self.seconds else 0.0
+
+    def loss_curve(self, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
+        """(step, loss) pairs for the learning-curve chart: every step, or the mean of each
+        run of steps when there are more than ``limit`` (kept small in the evidence)."""
+        return downsample(self.losses, limit)
+
+
+def downsample(values: Sequence[float], limit: int) -> list[list[float]]:
+    """At most ``limit`` (step, mean value) pairs over ``values`` (step 1 first); each pair
+    stands for a run of consecutive steps and sits at the last step of its run."""
+    if not values:
+        return []
+    runs = min(limit, len(values))
+    bounds = [k * len(values) // runs for k in range(runs + 1)]
+    return [
+        [
+            bounds[k + 1],
+            round(sum(values[bounds[k] : bounds[k + 1]]) / (bounds[k + 1] - bounds[k]), 4),
+        ]
+        for k in range(runs)
+    ]
 
 
 def select_training_examples(
