@@ -262,6 +262,11 @@ def _print_cycle(cycle: dict[str, Any]) -> None:
         console.print(f"  - {reason}")
     if line := _recipe_line((decision.get("evidence") or {}).get("training") or {}):
         console.print(f"  {line}")
+    diagnosis = (decision.get("evidence") or {}).get("diagnosis") or []
+    if diagnosis:
+        console.print("why it failed:" if cycle.get("verdict") == "reject" else "notes:")
+    for sentence in diagnosis:
+        console.print(f"  * {sentence}", highlight=False)
 
 
 def _recipe_line(training: dict[str, Any]) -> str:
@@ -280,6 +285,86 @@ def _recipe_line(training: dict[str, Any]) -> str:
             f"({recipe['input_truncation']} of the input dropped; set max_seq_len to keep more)"
         )
     return line
+
+
+@cycle_app.command("show")
+def cycle_show(
+    cycle_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole record as JSON.")] = False,
+) -> None:
+    """One cycle: the gate's verdict and reasons, why it failed, what it trained with, the
+    learning-rate search's trials and the learning curve."""
+    cycle = via_api_or_store(
+        load_settings(),
+        api=lambda c: c.get(f"/v1/cycles/{cycle_id}"),
+        local=lambda db: get_cycle(db, cycle_id),
+        read_only=True,
+    )
+    if cycle is None:
+        raise fail(f"no cycle {cycle_id}; flywheel cycle list shows the recent ones")
+    if as_json:
+        sys.stdout.write(json.dumps(cycle, indent=2) + "\n")
+        return
+    _print_cycle(cycle)
+    training = ((cycle.get("decision") or {}).get("evidence") or {}).get("training") or {}
+    _print_search(training.get("search") or {})
+    if curve := training.get("loss_curve"):
+        losses = [loss for _, loss in curve]
+        console.print(
+            f"training loss over {curve[-1][0]} steps: {losses[0]:.3f} {_sparkline(losses)} "
+            f"{losses[-1]:.3f}"
+            + (
+                f" (chance level {training['chance_loss']:.3f})"
+                if training.get("chance_loss")
+                else ""
+            ),
+            highlight=False,
+        )
+
+
+def _print_search(search: dict[str, Any]) -> None:
+    """The learning-rate search of a cycle: why it ran (or not), and every trial."""
+    if not search:
+        return
+    console.print(f"learning-rate search: {search.get('skipped') or search.get('reason', '')}")
+    if not search.get("trials"):
+        return
+    table = Table(
+        "learning rate", "steps", f"dev {search.get('metric', 'metric')}", "dev loss", "train loss"
+    )
+    for k, trial in enumerate(search["trials"]):
+        table.add_row(
+            f"{trial['learning_rate']:g}"
+            + (" (chosen)" if k == search.get("winner_trial") else ""),
+            str(trial["steps"]),
+            f"{trial['dev_metric']:.3f}",
+            f"{trial['dev_nll']:.3f}",
+            f"{trial['first_loss']:.3f} {_sparkline([v for _, v in trial['loss_curve']], 20)} "
+            f"{trial['last_loss']:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"  on {search['dev_examples']} development examples carved from the "
+        f"{search['dev_examples'] + search['fit_examples']} training examples; budget: "
+        f"{search['budget']}",
+        highlight=False,
+    )
+
+
+def _sparkline(values: list[float], width: int = 60) -> str:
+    """``values`` as a line of block characters (high values tall), at most ``width`` wide."""
+    if not values:
+        return ""
+    runs = min(width, len(values))
+    means = [
+        sum(chunk) / len(chunk)
+        for k in range(runs)
+        if (chunk := values[k * len(values) // runs : (k + 1) * len(values) // runs])
+    ]
+    low, high = min(means), max(means)
+    blocks = "▁▂▃▄▅▆▇█"
+    span = (high - low) or 1.0
+    return "".join(blocks[int((v - low) / span * (len(blocks) - 1))] for v in means)
 
 
 @cycle_app.command("list")
