@@ -339,8 +339,7 @@ def _print_search(search: dict[str, Any]) -> None:
             str(trial["steps"]),
             f"{trial['dev_metric']:.3f}",
             f"{trial['dev_nll']:.3f}",
-            f"{trial['first_loss']:.3f} {_sparkline([v for _, v in trial['loss_curve']], 20)} "
-            f"{trial['last_loss']:.3f}",
+            f"{trial['first_loss']:.3f} → {trial['last_loss']:.3f}",
         )
     console.print(table)
     console.print(
