@@ -50,8 +50,8 @@ def report(results: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(results) + "\n")
 
 
-# A label task on real emails that promotes whatever a short cycle trains: the serving and
-# soak benchmarks need a champion, not a good one.
+# A label task on real emails whose gate promotes whatever its cycle trains: the serving and
+# soak benchmarks need a champion, not a good one. The cycle itself is the default recipe.
 QUICK_SPAM_TASK = {
     "name": "spam",
     "kind": "label",
@@ -59,7 +59,7 @@ QUICK_SPAM_TASK = {
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": 10_000_000},
     "gate": {"mode": "auto", "min_eval_size": 5, "min_delta": -1.0, "regression_tolerance": 1.0},
-    "training": {"max_steps": 6, "epochs": 1.0, "eval_fraction": 0.15, "replay_budget": 50},
+    "training": {"eval_fraction": 0.15},
 }
 
 

@@ -45,7 +45,6 @@ TASK = TaskDefinition.model_validate(
             "min_delta": -1.0,
             "regression_tolerance": 1.0,
         },
-        "training": {"max_steps": 25, "epochs": 1.0, "replay_budget": 200},
     }
 )
 

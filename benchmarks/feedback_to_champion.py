@@ -6,7 +6,8 @@ worker → evaluation → gate → registry.
     .venv/bin/python benchmarks/feedback_to_champion.py
 
 The base model's answers are real (the same scorer the service uses), so the corrections are
-the real mistakes of the base model on real emails. Last line: one JSON object.
+the real mistakes of the base model on real emails. The task trains with the default recipe,
+as a user's would. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from feedback.client import FlywheelClient
 from feedback.sample_data import load_spam_emails
-from training.chat_format import PromptStyle
+from schemas.tasks import TaskDefinition
+from training.auto_recipe import serving_lengths
+from training.chat_format import style_of
 from training.checkpoints import (
     load_model,
     load_tokenizer,
@@ -42,7 +45,6 @@ TASK = {
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": CORRECTIONS},
     "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
-    "training": {"max_steps": 90, "epochs": 3.0, "learning_rate": 1e-3},
 }
 
 
@@ -67,9 +69,16 @@ def main() -> None:
         url, headers = wait_up(home)
         httpx.post(f"{url}/v1/tasks", json={"task": TASK}, headers=headers).raise_for_status()
         emails = load_spam_emails(2 * CORRECTIONS + 200, seed=5)
-        style = PromptStyle(TASK["instruction"], "label", ("spam", "ham"))
+        task = TaskDefinition.model_validate(TASK)
+        tokenizer = load_tokenizer(base)
         rows = [{"id": e.id, "input": e.input, "output": e.output} for e in emails]
-        answers = score(load_model(base, pick_device()), load_tokenizer(base), style, rows)
+        answers = score(  # as the inference server answers with the base model
+            load_model(base, pick_device()),
+            tokenizer,
+            style_of(task),
+            rows,
+            lengths=serving_lengths(None, task, tokenizer, default_answer_tokens=64),
+        )
         wrong = [a for a in answers if a["exact_match"] == 0][:CORRECTIONS]
         inputs = {r["id"]: r["input"] for r in rows}
         if len(wrong) < CORRECTIONS:

@@ -1,7 +1,9 @@
 """Training throughput: the Flywheel LoRA recipe against a plain transformers Trainer + peft
-script, same base model, same examples, same number of steps, in the same run.
+script, same base model, same examples, same number of steps, in the same run. The recipe is
+the default one (every setting auto, resolved from the training examples); the Trainer runs
+its steps, learning rate and sequence length.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 20] [--train 160] [--eval 80]
+    .venv/bin/python benchmarks/train_throughput.py [--train 160] [--eval 80]
 
 Figure: output-token-weighted tokens/s (supervised reply tokens per second of training), and
 the held-out exact match each adapter reaches. Last line: one JSON object.
@@ -23,9 +25,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 from feedback.sample_data import load_spam_emails
+from schemas.tasks import TrainingRecipe
+from training.auto_recipe import ResolvedRecipe, measure, resolve
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer, resolve_base_model
-from training.lora_recipe import LoRASettings, run_training
+from training.lora_recipe import run_training
 from training.scoring import aggregate, score
 
 STYLE = PromptStyle(
@@ -33,14 +37,7 @@ STYLE = PromptStyle(
 )
 
 
-def baseline(
-    base: Path,
-    examples: list[dict],
-    steps: int,
-    batch: int,
-    seq: int,
-    out: Path,
-) -> tuple[float, int, Path]:
+def baseline(base: Path, examples: list[dict], recipe: ResolvedRecipe, out: Path) -> float:
     """What a first script looks like: Trainer, peft defaults (q/v on every layer), every
     sequence padded to the maximum length, loss on the whole sequence."""
     from peft import LoraConfig, get_peft_model
@@ -52,8 +49,9 @@ def baseline(
         LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, task_type="CAUSAL_LM"),
     )
     rows, output_tokens = [], 0
+    seq, steps, batch = recipe.max_seq_len, recipe.steps, recipe.batch_size
     for e in examples:
-        ids, labels = training_example(tokenizer, STYLE, e["input"], e["output"], seq)
+        ids, labels = training_example(tokenizer, STYLE, e["input"], e["output"], recipe.lengths)
         output_tokens += sum(1 for x in labels if x != IGNORE_INDEX)
         pad = seq - len(ids)
         rows.append(
@@ -67,7 +65,7 @@ def baseline(
         output_dir=str(out),
         max_steps=steps,
         per_device_train_batch_size=batch,
-        learning_rate=1e-3,
+        learning_rate=recipe.learning_rate,
         logging_steps=10**6,
         save_strategy="no",
         report_to=[],
@@ -81,7 +79,7 @@ def baseline(
     seconds = time.perf_counter() - started
     per_step_tokens = output_tokens / len(examples) * batch
     model.save_pretrained(out / "adapter")
-    return per_step_tokens * steps / seconds, steps, out / "adapter"
+    return per_step_tokens * steps / seconds
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -95,11 +93,12 @@ class _Rows(torch.utils.data.Dataset):
         return {k: torch.tensor(v) for k, v in self.rows[index].items()}
 
 
-def evaluate(base: Path, adapter: Path, held_out: list[dict]) -> float:
+def evaluate(base: Path, adapter: Path, held_out: list[dict], recipe: ResolvedRecipe) -> float:
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(load_model(base, torch.device("cpu")), adapter)
-    return aggregate(score(model, load_tokenizer(base), STYLE, held_out))["exact_match"]
+    rows = score(model, load_tokenizer(base), STYLE, held_out, lengths=recipe.lengths)
+    return aggregate(rows)["exact_match"]
 
 
 def main(args: argparse.Namespace) -> None:
@@ -116,7 +115,8 @@ def main(args: argparse.Namespace) -> None:
         for e in load_spam_emails(args.train + args.eval, seed=11)
     ]
     train, held_out = data[: args.train], data[args.train :]
-    settings = LoRASettings(max_steps=args.steps, epochs=100, batch_size=args.batch)
+    tokenizer = load_tokenizer(base)
+    settings = resolve(TrainingRecipe(), measure(tokenizer, STYLE, train), kind="label").recipe
 
     rss.reset()
     _, recipe_adapter, recipe_report = run_training(
@@ -131,16 +131,15 @@ def main(args: argparse.Namespace) -> None:
     )
     recipe_rss = rss.peak_mb
     rss.reset()
-    baseline_tps, _, baseline_adapter = baseline(
-        base, train, args.steps, args.batch, settings.max_seq_len, work / "baseline"
-    )
+    baseline_tps = baseline(base, train, settings, work / "baseline")
     baseline_rss = rss.peak_mb
-    recipe_metric = evaluate(base, recipe_adapter, held_out)
-    baseline_metric = evaluate(base, baseline_adapter, held_out)
+    recipe_metric = evaluate(base, recipe_adapter, held_out, settings)
+    baseline_metric = evaluate(base, work / "baseline" / "adapter", held_out, settings)
     report(
         {
-            "steps": args.steps,
-            "batch": args.batch,
+            "steps": settings.steps,
+            "batch": settings.batch_size,
+            "max_seq_len": settings.max_seq_len,
             "train_examples": len(train),
             "eval_examples": len(held_out),
             "recipe_tokens_per_s": round(recipe_report.output_tokens_per_s, 2),
@@ -156,8 +155,6 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--train", type=int, default=160)
     parser.add_argument("--eval", type=int, default=80)
     main(parser.parse_args())

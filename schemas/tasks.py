@@ -5,7 +5,7 @@ Operators write these with ``flywheel task create`` or as YAML; the control plan
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -72,20 +72,92 @@ class GatePolicy(BaseModel):
     )
 
 
-class TrainingPlan(BaseModel):
-    """How much each incremental cycle trains."""
+Auto = Literal["auto"]
+"""A setting worked out from the training data at each cycle (``training/auto_recipe.py``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# What ``TrainingPlan`` stored before the recipe existed: every old task definition holds
+# exactly these keys, with these values unless an operator changed them.
+_OLD_PLAN_DEFAULTS: dict[str, float] = {
+    "replay_budget": 200,
+    "epochs": 2.0,
+    "max_steps": 200,
+    "learning_rate": 2e-4,
+    "eval_fraction": 0.2,
+}
 
-    replay_budget: int = Field(
-        default=200, ge=0, description="Older examples replayed beside the new ones (forgetting)."
+
+class TrainingRecipe(BaseModel):
+    """The whole training recipe of a task, in one place: training, scoring and serving all
+    read it. ``auto`` (the default of every data-dependent field) is resolved from the
+    cycle's training examples; the resolved recipe is stored with the adapter and in the
+    cycle's evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)] | Auto = "auto"
+    """AdamW peak step size. auto: the measured default (README, 'Training defaults')."""
+    epochs: Annotated[float, Field(gt=0, le=50)] | Auto = "auto"
+    """Passes over the cycle's examples (new + replay). auto: from the number of examples."""
+    max_steps: Annotated[int, Field(ge=1, le=100_000)] | Auto = "auto"
+    """Upper bound on optimizer steps, which bounds a cycle's wall time. auto: a cap that
+    keeps a cycle within minutes on two CPU cores."""
+    batch_size: int = Field(default=8, ge=1, le=256)
+    """Examples per step; memory grows linearly with it and with max_seq_len."""
+    rank: int = Field(default=8, ge=1, le=256)
+    """Rank of the LoRA update matrices: the adapter's capacity (and its size on disk)."""
+    alpha: int = Field(default=16, ge=1, le=1024)
+    """Scale of the update (alpha / rank multiplies it); 2 x rank is the usual choice."""
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    """Dropout on the LoRA path: a little regularisation for small datasets."""
+    top_layers: int = Field(default=8, ge=1, le=1000)
+    """Adapt only the top N transformer layers: backward stops there (the main speed-up)."""
+    target_modules: tuple[Annotated[str, StringConstraints(min_length=1, max_length=100)], ...] = (
+        Field(default=("q_proj", "k_proj", "v_proj", "o_proj"), min_length=1, max_length=16)
     )
-    epochs: float = Field(default=2.0, gt=0, le=20, description="Passes over new + replay.")
-    max_steps: int = Field(default=200, ge=1, description="Upper bound on optimizer steps.")
-    learning_rate: float = Field(default=2e-4, gt=0, le=1)
-    eval_fraction: float = Field(
-        default=0.2, gt=0, lt=1, description="Share of examples held out, by hash of their id."
-    )
+    """Projections that get an adapter; attention only keeps adapters small, merges cheap."""
+    max_seq_len: Annotated[int, Field(ge=32, le=8192)] | Auto = "auto"
+    """Tokens per example (prompt + answer). auto: covers the prompts of 95% of the training
+    examples plus the longest answer, up to a cap; longer inputs are cut, answers never."""
+    max_answer_tokens: Annotated[int, Field(ge=1, le=4096)] | Auto = "auto"
+    """Tokens reserved for the answer, and the generation limit of scoring and serving.
+    auto: the longest label, or the longest reference answer of the training examples."""
+    input_truncation: Literal["middle", "left"] = "middle"
+    """How an input that does not fit is cut: 'middle' keeps its beginning and end, 'left'
+    keeps its end. The answer is never cut to make room."""
+    class_balance: Literal["auto", "balanced", "none"] = "auto"
+    """Label tasks: 'balanced' samples every label equally often in training. auto: balanced
+    for label tasks, none for text tasks."""
+    replay_budget: int = Field(default=200, ge=0, le=1_000_000)
+    """Older examples replayed beside the new ones, so the adapter does not forget."""
+    warmup_steps: int = Field(default=5, ge=0, le=10_000)
+    """Linear warm-up before the cosine decay: steadier first steps on a warm start."""
+    seed: int = Field(default=0, ge=0)
+    """Seeds sampling, dropout and LoRA initialisation: the same data gives the same adapter."""
+    eval_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Share of examples held out for the gate, by hash of their id; never trained on."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_old_plan(cls, data: Any) -> Any:
+        """A task stored before the recipe existed holds the old plan's five keys, its
+        defaults written out; those defaults become auto, values an operator set stay."""
+        if isinstance(data, dict) and set(data) == set(_OLD_PLAN_DEFAULTS):
+            return {k: v for k, v in data.items() if v != _OLD_PLAN_DEFAULTS[k]}
+        return data
+
+    @model_validator(mode="after")
+    def _answer_fits(self) -> TrainingRecipe:
+        seq, answer = self.max_seq_len, self.max_answer_tokens
+        if isinstance(seq, int) and isinstance(answer, int) and answer > seq - 16:
+            raise ValueError(
+                f"max_answer_tokens {answer} leaves no room for the input in max_seq_len {seq}; "
+                "raise max_seq_len or lower max_answer_tokens (or set either to auto)"
+            )
+        return self
+
+
+TrainingPlan = TrainingRecipe
+"""The recipe's former name, kept for imports written against it."""
 
 
 class TaskDefinition(BaseModel):
@@ -102,7 +174,7 @@ class TaskDefinition(BaseModel):
     )
     triggers: Triggers = Triggers()
     gate: GatePolicy = GatePolicy()
-    training: TrainingPlan = TrainingPlan()
+    training: TrainingRecipe = TrainingRecipe()
 
     @model_validator(mode="after")
     def _labels_match_kind(self) -> TaskDefinition:
@@ -112,6 +184,8 @@ class TaskDefinition(BaseModel):
             raise ValueError("a text task takes no labels")
         if self.kind == "text" and self.primary_metric == "exact_match":
             raise ValueError("use token_f1, chrf or nll as the primary metric of a text task")
+        if self.kind == "text" and self.training.class_balance == "balanced":
+            raise ValueError("training.class_balance balanced needs labels; use a label task")
         return self
 
     @property

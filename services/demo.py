@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,9 @@ SPAM_TASK = {
     "instruction": "Decide whether this email is spam or ham (a legitimate email).",
     "triggers": {"min_new_examples": 100_000},  # the demo starts its cycles by hand
     "gate": {"mode": "auto", "min_eval_size": 30, "min_delta": 0.0},
-    # 30% held out: about 150 eval examples, enough for a tight paired CI on two CPU cores.
-    "training": {
-        "max_steps": 90,
-        "epochs": 3.0,
-        "replay_budget": 200,
-        "learning_rate": 1e-3,
-        "eval_fraction": 0.3,
-    },
+    # The default recipe (every setting auto): what a user gets. Only the gate's share
+    # differs: 30% held out, about 150 eval examples, a tight paired CI on two CPU cores.
+    "training": {"eval_fraction": 0.3},
 }
 FAQ_TASK = {
     "name": "faq",
@@ -196,7 +192,9 @@ class Demo:
 
     # -- capture --------------------------------------------------------------------------
 
-    def capture(self, model: Any, tokenizer: Any, stream: list[SampleExample]) -> dict[str, str]:
+    def capture(
+        self, model: Champion, tokenizer: Any, stream: list[SampleExample]
+    ) -> dict[str, str]:
         console.rule("[bold]2. Capture: real events through every path")
         for task in (SPAM_TASK, FAQ_TASK):
             self.api("POST", "/v1/tasks", {"task": task, "replace": True})
@@ -355,30 +353,40 @@ class Demo:
     # -- models ---------------------------------------------------------------------------
 
     def answer(
-        self, model: Any, tokenizer: Any, examples: list[SampleExample], title: str
+        self, champion: Champion, tokenizer: Any, examples: list[SampleExample], title: str
     ) -> list[dict[str, Any]]:
-        from training.chat_format import PromptStyle
+        """The champion's answers, its inputs cut as the inference server cuts them."""
+        from schemas.tasks import TaskDefinition
+        from training.auto_recipe import serving_lengths
+        from training.chat_format import style_of
         from training.scoring import score
 
-        style = PromptStyle(SPAM_TASK["instruction"], "label", ("spam", "ham"))
+        task = TaskDefinition.model_validate(SPAM_TASK)
+        lengths = serving_lengths(
+            champion.recipe,
+            task,
+            tokenizer,
+            default_answer_tokens=self.settings.serve_max_new_tokens,
+        )
         rows = [{"id": e.id, "input": e.input, "output": e.output} for e in examples]
         started = time.perf_counter()
         with _progress() as progress:
             bar = progress.add_task(title, total=len(rows))
             scored = score(
-                model,
+                champion.model,
                 tokenizer,
-                style,
+                style_of(task),
                 rows,
+                lengths=lengths,
                 progress=lambda p: progress.update(bar, completed=p["step"]),
             )
         latency = 1000 * (time.perf_counter() - started) / max(1, len(rows))
         return [{**r, "latency_ms": latency} for r in scored]
 
     def accuracy(
-        self, model: Any, tokenizer: Any, held_out: list[SampleExample], title: str
+        self, champion: Champion, tokenizer: Any, held_out: list[SampleExample], title: str
     ) -> float:
-        answers = self.answer(model, tokenizer, held_out, title)
+        answers = self.answer(champion, tokenizer, held_out, title)
         return sum(a["exact_match"] for a in answers) / len(answers)
 
     def cycle(self, title: str) -> dict[str, Any]:
@@ -417,15 +425,25 @@ def _progress() -> Progress:
     )
 
 
-def load_champion(settings: Settings, base_path: Path, adapter_id: str | None) -> Any:
+@dataclass(frozen=True)
+class Champion:
+    """A model that answers (base, or base + the champion adapter) and how it was trained."""
+
+    model: Any
+    recipe: Any  # the adapter's stored ResolvedRecipe; None for the base model
+
+
+def load_champion(settings: Settings, base_path: Path, adapter_id: str | None) -> Champion:
+    from training.auto_recipe import stored_recipe
     from training.checkpoints import load_model, pick_device
 
     model = load_model(base_path, pick_device())
     if adapter_id is None:
-        return model
+        return Champion(model, None)
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, settings.adapters_dir / adapter_id)
+    path = settings.adapters_dir / adapter_id
+    return Champion(PeftModel.from_pretrained(model, path), stored_recipe(path))
 
 
 def main() -> None:

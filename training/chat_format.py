@@ -39,14 +39,53 @@ def end_of_turn(tokenizer: Any) -> str:
     return "<|im_end|>" if known else tokenizer.eos_token
 
 
-def prompt_ids(tokenizer: Any, style: PromptStyle, input_text: str, max_tokens: int) -> list[int]:
-    """Chat-template prompt ending with the assistant header; the input is cut to fit."""
-    overhead = len(_render(tokenizer, style, ""))
-    budget = max(8, max_tokens - overhead)
+@dataclass(frozen=True, slots=True)
+class SequenceLengths:
+    """How long an example may be: the same for training, scoring and serving, so the model
+    is asked exactly what it was trained on."""
+
+    max_seq_len: int
+    """Tokens of prompt + answer."""
+    max_answer_tokens: int
+    """Tokens reserved for the answer; also the generation limit."""
+    truncation: str = "middle"
+    """How an input that does not fit is cut: 'middle' or 'left'."""
+
+    @property
+    def prompt_budget(self) -> int:
+        """Tokens of the whole prompt (template, instruction and input)."""
+        return self.max_seq_len - self.max_answer_tokens
+
+
+def prompt_overhead(tokenizer: Any, style: PromptStyle) -> int:
+    """Tokens of the prompt around the input: the chat template and the system turn."""
+    return len(_render(tokenizer, style, ""))
+
+
+def prompt_ids(
+    tokenizer: Any, style: PromptStyle, input_text: str, max_tokens: int, truncation: str = "middle"
+) -> list[int]:
+    """Chat-template prompt ending with the assistant header, at most ``max_tokens`` long (or
+    the template alone, when even that is longer); a long input is cut from the middle (its
+    beginning and end kept) or from the left (its end kept)."""
+    budget = max(8, max_tokens - prompt_overhead(tokenizer, style))
     input_ids = tokenizer(input_text, add_special_tokens=False)["input_ids"]
-    if len(input_ids) > budget:
-        input_text = tokenizer.decode(input_ids[:budget])
-    return _render(tokenizer, style, input_text)
+    rendered = _render(tokenizer, style, input_text)
+    # Decoded and re-encoded, a cut input can come back a token or two longer: cut again.
+    for _ in range(4):
+        if len(rendered) <= max_tokens or len(input_ids) <= budget or budget <= 0:
+            break
+        kept = _cut(input_ids, budget, truncation)
+        rendered = _render(tokenizer, style, tokenizer.decode(kept))
+        budget -= max(1, len(rendered) - max_tokens)
+    return rendered
+
+
+def _cut(ids: list[int], budget: int, truncation: str) -> list[int]:
+    if truncation == "left":
+        return ids[len(ids) - budget :]
+    head = (budget + 1) // 2
+    return ids[:head] + ids[len(ids) - (budget - head) :]
 
 
 def target_ids(tokenizer: Any, output_text: str) -> list[int]:
@@ -54,11 +93,12 @@ def target_ids(tokenizer: Any, output_text: str) -> list[int]:
 
 
 def training_example(
-    tokenizer: Any, style: PromptStyle, input_text: str, output_text: str, max_seq_len: int
+    tokenizer: Any, style: PromptStyle, input_text: str, output_text: str, lengths: SequenceLengths
 ) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) with labels masked to IGNORE_INDEX outside the reply."""
-    target = target_ids(tokenizer, output_text)[: max_seq_len // 2]
-    prompt = prompt_ids(tokenizer, style, input_text, max_seq_len - len(target))
+    """(input_ids, labels) with labels masked to IGNORE_INDEX outside the reply. The prompt is
+    cut exactly as scoring and serving cut it; the reply only beyond max_answer_tokens."""
+    target = target_ids(tokenizer, output_text)[: lengths.max_answer_tokens]
+    prompt = prompt_ids(tokenizer, style, input_text, lengths.prompt_budget, lengths.truncation)
     return prompt + target, [IGNORE_INDEX] * len(prompt) + target
 
 

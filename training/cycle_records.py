@@ -115,6 +115,17 @@ def list_cycles(
     return [_as_dict(names, row) for row in cursor.fetchall()]
 
 
+def decided_cycles(connection: duckdb.DuckDBPyConnection, task: str) -> list[dict[str, Any]]:
+    """Every cycle of ``task`` that reached a verdict, oldest first: the history the recipe
+    search reads (its trigger rule and the configuration it tuned)."""
+    cursor = connection.execute(
+        "SELECT * FROM cycles WHERE task = ? AND verdict IS NOT NULL ORDER BY started_at",
+        [task],
+    )
+    names = [d[0] for d in cursor.description]
+    return [_as_dict(names, row) for row in cursor.fetchall()]
+
+
 def _as_dict(names: list[str], row: tuple) -> dict[str, Any]:
     record = dict(zip(names, row, strict=True))
     for key in ("decision", "progress"):

@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from feedback.snapshots import load_snapshot_examples
-from schemas.tasks import TaskDefinition
-from training.chat_format import PromptStyle, style_of
+from schemas.tasks import TaskDefinition, TrainingRecipe
+from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve
+from training.chat_format import PromptStyle, SequenceLengths, style_of, target_ids
 from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 from training.lora_recipe import (
-    LoRASettings,
+    LoRARecipe,
     run_training,
     select_training_examples,
     verify_adapter,
 )
+from training.recipe_search import SearchPlan, Trial, TrialRunner, apply_tuned, search
 from training.scoring import aggregate, score
 
 MAX_EVAL_EXAMPLES = 400
@@ -34,6 +40,30 @@ MAX_EVAL_EXAMPLES = 400
 def emit(progress: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(progress) + "\n")
     sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class CycleData:
+    """A snapshot's rows as a cycle uses them. Only ``examples`` (new + replayed training
+    rows) ever train or choose settings; ``evaluation`` is the gate's alone."""
+
+    new: list[dict]
+    examples: list[dict]
+    evaluation: list[dict]
+    regression: list[dict]
+
+
+def cycle_data(rows: list[dict], recipe: TrainingRecipe) -> CycleData:
+    new = [r for r in rows if r["split"] == "train" and r["is_new"]]
+    old = [r for r in rows if r["split"] == "train" and not r["is_new"]]
+    return CycleData(
+        new=new,
+        examples=select_training_examples(
+            new, old, replay_budget=recipe.replay_budget, seed=recipe.seed
+        ),
+        evaluation=[r for r in rows if r["split"] == "eval"][:MAX_EVAL_EXAMPLES],
+        regression=[r for r in rows if r["is_regression"]][:MAX_EVAL_EXAMPLES],
+    )
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -45,21 +75,39 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         Path(job["models_dir"]),
         progress=lambda message: emit({"phase": "base_model", "message": message}),
     )
-    rows = load_snapshot_examples(Path(job["snapshot_path"]))
-    new = [r for r in rows if r["split"] == "train" and r["is_new"]]
-    old = [r for r in rows if r["split"] == "train" and not r["is_new"]]
-    evaluation = [r for r in rows if r["split"] == "eval"][:MAX_EVAL_EXAMPLES]
-    regression = [r for r in rows if r["is_regression"]][:MAX_EVAL_EXAMPLES]
+    data = cycle_data(load_snapshot_examples(Path(job["snapshot_path"])), task.training)
+    examples, evaluation = data.examples, data.evaluation
     parent = Path(job["champion_adapter_path"]) if job.get("champion_adapter_path") else None
     if parent is not None:
         verify_adapter(parent)  # never warm-start from a corrupted champion
-    plan = task.training
-    settings = LoRASettings(
-        learning_rate=plan.learning_rate, epochs=plan.epochs, max_steps=plan.max_steps
+    recipe = task.training
+    tokenizer = load_tokenizer(base_path)
+    resolution = resolve(
+        recipe, measure(tokenizer, style, examples, seed=recipe.seed), kind=task.kind
     )
-    examples = select_training_examples(
-        new, old, replay_budget=plan.replay_budget, seed=settings.seed
+    settings, search_evidence = tune(
+        resolution.recipe,
+        SearchPlan.from_dict(job.get("search")),
+        examples,
+        metric=task.metric,
+        run_trial=partial(
+            train_trial,
+            base_path=base_path,
+            parent=parent,
+            device=device,
+            style=style,
+            metric=task.metric,
+        ),
     )
+    evidence = {
+        **resolution.evidence(),
+        "recipe": settings.as_dict(),
+        "eval_inputs_cut": inputs_cut(tokenizer, style, evaluation, settings.lengths),
+        "chance_loss": chance_loss(tokenizer, style),
+        "warm_start_from": job["champion_adapter_id"],
+        "search": search_evidence,
+    }
+    emit({"phase": "recipe", **{k: v for k, v in evidence.items() if k != "search"}})
     adapter_id, adapter_path, report = run_training(
         settings,
         base_model=base_path,
@@ -73,12 +121,23 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "base_model": str(job["base_model"] or base_path.name),
             "snapshot_id": job["snapshot_id"],
             "parent_adapter": job["champion_adapter_id"],
-            "new_examples": len(new),
-            "replayed_examples": len(examples) - len(new),
+            "new_examples": len(data.new),
+            "replayed_examples": len(examples) - len(data.new),
+            "data": {k: v for k, v in evidence.items() if k not in ("recipe", "search")},
+            "search": {k: v for k, v in search_evidence.items() if k != "trials"},
         },
         progress=emit,
     )
-    scores = score_both(base_path, device, style, adapter_path, parent, evaluation, regression)
+    scores = score_both(
+        base_path,
+        device,
+        style,
+        settings.lengths,
+        adapter_path,
+        parent,
+        evaluation,
+        data.regression,
+    )
     metrics = {
         split: {side: aggregate(rows) for side, rows in sides.items()}
         for split, sides in scores.items()
@@ -97,20 +156,92 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "first_loss": report.first_loss,
             "last_loss": report.last_loss,
             "seconds": report.seconds,
+            "loss_curve": report.loss_curve(),
+            **evidence,
         },
     }
+
+
+def tune(
+    settings: ResolvedRecipe,
+    plan: SearchPlan,
+    examples: list[dict],
+    *,
+    metric: str,
+    run_trial: TrialRunner,
+) -> tuple[ResolvedRecipe, dict[str, Any]]:
+    """The recipe the cycle trains with, and the search's evidence: the search's winner when
+    the plan searches (on training examples only), else the tuned configuration it reuses."""
+    if not plan.search:
+        return apply_tuned(settings, plan.tuned), {
+            "ran": False,
+            "reason": plan.reason,
+            "reused": plan.tuned,
+            "tuned_in": plan.tuned_in,
+        }
+    evidence = {
+        "reason": plan.reason,
+        **search(examples, settings, metric=metric, run_trial=run_trial),
+    }
+    return apply_tuned(settings, evidence["winner"]), evidence
+
+
+def train_trial(
+    settings: ResolvedRecipe,
+    fit: Sequence[dict],
+    dev: Sequence[dict],
+    *,
+    base_path: Path,
+    parent: Path | None,
+    device: Any,
+    style: PromptStyle,
+    metric: str,
+) -> Trial:
+    """One search trial: train ``settings`` on ``fit`` (from the champion when there is one,
+    as the cycle itself will), score the adapter on ``dev``, keep nothing on disk."""
+    recipe = LoRARecipe(settings, base_path, device)
+    recipe.setup(parent)
+    report = recipe.train(
+        fit,
+        style,
+        lambda p: emit({**p, "phase": "search", "learning_rate": settings.learning_rate}),
+    )
+    summary = aggregate(score(recipe.model, recipe.tokenizer, style, dev, lengths=settings.lengths))
+    recipe.cleanup()
+    return Trial(
+        learning_rate=settings.learning_rate,
+        steps=report.steps,
+        dev_metric=summary[metric],
+        dev_nll=summary["nll"],
+        first_loss=report.first_loss,
+        last_loss=report.last_loss,
+        seconds=round(report.seconds, 2),
+        loss_curve=report.loss_curve(),
+    )
+
+
+def chance_loss(tokenizer: Any, style: PromptStyle) -> float | None:
+    """Label tasks: the training loss (mean per answer token) of a model that has learned the
+    answer format but not the task, i.e. guesses among the labels uniformly (what balanced
+    sampling shows it): ln(#labels) spread over the label's tokens. None for text tasks."""
+    if style.kind != "label" or not style.labels:
+        return None
+    tokens = [len(target_ids(tokenizer, label)) for label in style.labels]
+    return round(math.log(len(style.labels)) / (sum(tokens) / len(tokens)), 4)
 
 
 def score_both(
     base_path: Path,
     device: Any,
     style: PromptStyle,
+    lengths: SequenceLengths,
     candidate: Path,
     champion: Path | None,
     evaluation: list[dict],
     regression: list[dict],
 ) -> dict[str, dict[str, list[dict]]]:
-    """Candidate and champion (or the base model) on the same eval and regression examples."""
+    """Candidate and champion (or the base model) on the same eval and regression examples,
+    with the same prompts: both are cut to the candidate's recipe."""
     from peft import PeftModel
 
     tokenizer = load_tokenizer(base_path)
@@ -129,7 +260,7 @@ def score_both(
         def progress(p: dict[str, Any]) -> None:
             emit({"phase": "evaluating", "step": offset + p["step"], "total": total})
 
-        result = score(model, tokenizer, style, rows, progress=progress)
+        result = score(model, tokenizer, style, rows, lengths=lengths, progress=progress)
         done += len(rows)
         return result
 

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from training.adapter_files import adapter_content_hash
 from training.adapter_files import adapter_dir as adapter_dir  # re-exported for callers
 from training.adapter_files import verify_adapter as verify_adapter  # re-exported
+from training.auto_recipe import PAD_MULTIPLE, ResolvedRecipe, balanced_weights
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer, training_precision
 from training.split_forward import SplitForward
@@ -41,40 +42,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class LoRASettings:
-    """Hyperparameters; the defaults are tuned for a 135M model on two CPU cores."""
-
-    rank: int = 8
-    """Rank of the update matrices: capacity of the adapter (and its size on disk)."""
-    alpha: int = 16
-    """Scale of the update (alpha / rank multiplies it); 2 x rank is the usual choice."""
-    dropout: float = 0.05
-    """Dropout on the LoRA path: a little regularisation for small datasets."""
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    """Which projections get an adapter: attention only keeps adapters small and merges cheap."""
-    top_layers: int = 8
-    """Adapt only the top N transformer layers: backward stops there (the main speed-up)."""
-    learning_rate: float = 1e-3
-    """AdamW step size; LoRA tolerates higher rates than full fine-tuning."""
-    epochs: float = 2.0
-    """Passes over (new + replay) examples, bounded by max_steps."""
-    max_steps: int = 200
-    """Upper bound on optimizer steps per cycle: bounds a cycle's wall time."""
-    batch_size: int = 8
-    """Examples per step; memory grows linearly with it and with max_seq_len."""
-    max_seq_len: int = 96
-    """Tokens per example; inputs are cut to fit, outputs are kept."""
-    pad_multiple: int = 32
-    """Batches pad to a multiple of this: few distinct shapes, little wasted compute."""
-    warmup_steps: int = 5
-    """Linear warm-up, then cosine decay: steadier first steps on a warm-started adapter."""
-    seed: int = 0
-    """Seeds shuffling, dropout and LoRA initialisation: the same data gives the same adapter."""
-    activation_cache_mb: int = 1024
-    """Memory for the frozen lower layers' outputs, computed once per example and reused
-    every epoch (about 0.2 MB per example at 96 tokens on SmolLM2); beyond it they are
-    recomputed."""
+MAX_CURVE_POINTS = 200
+"""Points of a training run's loss curve kept in the cycle's evidence."""
+ACTIVATION_CACHE_MB = 1024
+"""Memory for the frozen lower layers' outputs, computed once per example and reused every
+epoch (about 0.2 MB per example at 96 tokens on SmolLM2); beyond it they are recomputed."""
 
 
 @dataclass
@@ -91,6 +63,27 @@ class TrainingReport:
     def output_tokens_per_s(self) -> float:
         return self.output_tokens / self.seconds if self.seconds else 0.0
 
+    def loss_curve(self, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
+        """(step, loss) pairs for the learning-curve chart: every step, or the mean of each
+        run of steps when there are more than ``limit`` (kept small in the evidence)."""
+        return downsample(self.losses, limit)
+
+
+def downsample(values: Sequence[float], limit: int) -> list[list[float]]:
+    """At most ``limit`` (step, mean value) pairs over ``values`` (step 1 first); each pair
+    stands for a run of consecutive steps and sits at the last step of its run."""
+    if not values:
+        return []
+    runs = min(limit, len(values))
+    bounds = [k * len(values) // runs for k in range(runs + 1)]
+    return [
+        [
+            bounds[k + 1],
+            round(sum(values[bounds[k] : bounds[k + 1]]) / (bounds[k + 1] - bounds[k]), 4),
+        ]
+        for k in range(runs)
+    ]
+
 
 def select_training_examples(
     new: Sequence[dict], old: Sequence[dict], *, replay_budget: int, seed: int
@@ -105,7 +98,7 @@ def select_training_examples(
 
 
 class LoRARecipe:
-    def __init__(self, settings: LoRASettings, base_model: Path, device: torch.device) -> None:
+    def __init__(self, settings: ResolvedRecipe, base_model: Path, device: torch.device) -> None:
         self.settings = settings
         self.base_model = base_model
         self.device = device
@@ -146,11 +139,11 @@ class LoRARecipe:
             if index not in encoded:
                 e = examples[index]
                 encoded[index] = training_example(
-                    self.tokenizer, style, e["input"], e["output"], s.max_seq_len
+                    self.tokenizer, style, e["input"], e["output"], s.lengths
                 )
             return encoded[index]
 
-        steps = max(1, min(s.max_steps, math.ceil(s.epochs * len(examples) / s.batch_size)))
+        steps = s.steps
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
         schedule = warmup_cosine(optimizer, warmup=s.warmup_steps, total=steps)
@@ -158,21 +151,20 @@ class LoRARecipe:
         # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
         scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
         split = (
-            SplitForward(self.model, cache_bytes=s.activation_cache_mb * 2**20)
+            SplitForward(self.model, cache_bytes=ACTIVATION_CACHE_MB * 2**20)
             if SplitForward.applies_to(self.model)
             else None
         )
         rng = random.Random(s.seed)
+        draw = epoch_order(examples, balanced=s.class_balance == "balanced")
         order: list[int] = []
         losses: list[float] = []
         output_tokens = 0
         self.model.train()
         started = time.perf_counter()
         for step in range(steps):
-            if len(order) < s.batch_size:  # next epoch: a fresh seeded shuffle
-                refill = list(range(len(examples)))
-                rng.shuffle(refill)
-                order.extend(refill)
+            if len(order) < s.batch_size:  # next epoch: a fresh seeded draw
+                order.extend(draw(rng))
             keys = order[: s.batch_size]
             del order[: s.batch_size]
             input_ids, labels, attention = self._collate([example(i) for i in keys])
@@ -219,12 +211,9 @@ class LoRARecipe:
         )
 
     def _collate(self, batch: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, ...]:
-        """Right-pad to a multiple of pad_multiple: few shapes, little waste."""
+        """Right-pad to a multiple of PAD_MULTIPLE: few shapes, little waste."""
         longest = max(len(ids) for ids, _ in batch)
-        width = min(
-            self.settings.max_seq_len,
-            math.ceil(longest / self.settings.pad_multiple) * self.settings.pad_multiple,
-        )
+        width = math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
@@ -244,7 +233,7 @@ class LoRARecipe:
             adapter_id = adapter_content_hash(scratch)
             (scratch / "metadata.json").write_text(
                 json.dumps(
-                    {"adapter_id": adapter_id, "settings": asdict(self.settings), **metadata},
+                    {"adapter_id": adapter_id, "recipe": self.settings.as_dict(), **metadata},
                     indent=2,
                     default=str,
                 )
@@ -277,8 +266,30 @@ def warmup_cosine(
     return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
 
 
+def epoch_order(
+    examples: Sequence[dict], *, balanced: bool
+) -> Callable[[random.Random], list[int]]:
+    """One epoch's order of example indices, drawn with the trainer's seeded generator:
+    a shuffle of all examples, or, balanced, as many draws (with replacement) in which every
+    label is equally likely. Balanced sampling, not a weighted loss: the loss code stays one
+    path for every task, and the model can no longer lower its loss by learning the majority
+    label alone (answering 'A' to all of a 2:1 set is worth 0.64 nats against chance's 0.69,
+    the shortcut a short cycle stops in), so it has to read the input."""
+    indices = list(range(len(examples)))
+    if not balanced:
+
+        def shuffled(rng: random.Random) -> list[int]:
+            refill = indices.copy()
+            rng.shuffle(refill)
+            return refill
+
+        return shuffled
+    weights = balanced_weights([e["output"] for e in examples])
+    return lambda rng: rng.choices(indices, weights=weights, k=len(indices))
+
+
 def run_training(
-    settings: LoRASettings,
+    settings: ResolvedRecipe,
     *,
     base_model: Path,
     examples: Sequence[dict],

@@ -14,9 +14,7 @@ from typing import Any
 
 import torch
 
-from training.chat_format import PromptStyle, end_of_turn, prompt_ids, target_ids
-
-DEFAULT_MAX_SEQ_LEN = 96  # the training recipe's default: prompts are cut the same way
+from training.chat_format import PromptStyle, SequenceLengths, end_of_turn, prompt_ids, target_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +59,6 @@ def reply_logprobs(
     return results, firsts
 
 
-def prompt_budget(style: PromptStyle, max_seq_len: int) -> int:
-    """Prompt tokens allowed, as in training and scoring: labels are short, text up to half."""
-    return max_seq_len - 8 if style.kind == "label" else max_seq_len // 2
-
-
 @torch.no_grad()
 def predict(
     model: Any,
@@ -73,16 +66,21 @@ def predict(
     style: PromptStyle,
     inputs: Sequence[str],
     *,
-    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-    max_new_tokens: int = 96,
+    lengths: SequenceLengths,
+    max_new_tokens: int | None = None,
 ) -> list[Prediction]:
+    """Answers to ``inputs``, their prompts cut as the adapter's recipe cut them in training;
+    text answers run to the recipe's answer length (or ``max_new_tokens``, if lower)."""
     model.eval()
-    budget = prompt_budget(style, max_seq_len)
-    prompts = [prompt_ids(tokenizer, style, text, budget) for text in inputs]
+    prompts = [
+        prompt_ids(tokenizer, style, text, lengths.prompt_budget, lengths.truncation)
+        for text in inputs
+    ]
     if style.kind == "label":
         answers = _labels(model, tokenizer, style, prompts)
     else:
-        answers = generate(model, tokenizer, prompts, max_new_tokens)
+        limit = min(lengths.max_answer_tokens, max_new_tokens or lengths.max_answer_tokens)
+        answers = generate(model, tokenizer, prompts, limit)
     return [replace(a, prompt_tokens=len(p)) for a, p in zip(answers, prompts, strict=True)]
 
 

@@ -112,6 +112,8 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
         "delta_high": interval.high,
         "wins": len(wins),
         "losses": len(losses),
+        # the same answer from both models: a candidate that learned nothing gives it on all
+        "same_answers": sum(1 for c, b in pairs if c.get("prediction") == b.get("prediction")),
         "win_examples": [_side_by_side(c, b) for c, b in wins[:MAX_LISTED]],
         "loss_examples": [_side_by_side(c, b) for c, b in losses[:MAX_LISTED]],
     }

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from training.chat_format import PromptStyle, prompt_ids, target_ids
+from training.chat_format import PromptStyle, SequenceLengths, prompt_ids, target_ids
 from training.metrics import chrf, exact_match, token_f1
-from training.predict import generate, prompt_budget, reply_logprobs
+from training.predict import generate, reply_logprobs
 
 Progress = Callable[[dict[str, Any]], None]
 INPUT_SHOWN = 300  # characters of each input kept with its scores, for side-by-side evidence
@@ -25,17 +25,18 @@ def score(
     style: PromptStyle,
     examples: Sequence[dict],
     *,
-    max_seq_len: int = 96,
+    lengths: SequenceLengths,
     batch_size: int = 16,
-    max_new_tokens: int = 96,
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per example: id, prediction, the metrics of the task's kind, nll."""
+    """One dict per example: id, prediction, the metrics of the task's kind, nll. Prompts are
+    cut as training cut them; text answers are generated up to the answer length."""
     model.eval()
     pad = tokenizer.pad_token_id
-    # The same prompt budget as training: labels are a few tokens, text replies up to half.
-    budget = prompt_budget(style, max_seq_len)
-    prompts = [prompt_ids(tokenizer, style, e["input"], budget) for e in examples]
+    prompts = [
+        prompt_ids(tokenizer, style, e["input"], lengths.prompt_budget, lengths.truncation)
+        for e in examples
+    ]
     references = [target_ids(tokenizer, e["output"]) for e in examples]
     scored: list[dict[str, Any]] = []
     label_ids = [target_ids(tokenizer, label) for label in style.labels]
@@ -60,7 +61,9 @@ def score(
         elif style.kind == "text":
             predictions = [
                 p.output
-                for p in generate(model, tokenizer, [prompts[i] for i in batch], max_new_tokens)
+                for p in generate(
+                    model, tokenizer, [prompts[i] for i in batch], lengths.max_answer_tokens
+                )
             ]
         for offset, i in enumerate(batch):
             reference = examples[i]["output"]

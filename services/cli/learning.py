@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from schemas.tasks import GatePolicy, TaskDefinition, Triggers
+from schemas.tasks import GatePolicy, TaskDefinition, TrainingRecipe, Triggers
 from services.cli.local_store import fail, load_settings, via_api_or_store
 from services.cli.task_file import read_task_file
 from training.cycle_records import get_cycle, list_cycles
@@ -48,6 +48,14 @@ def task_create(
     min_delta: Annotated[float, typer.Option(help="Required CI lower bound of the gain.")] = 0.0,
     from_file: Annotated[Path | None, typer.Option("--from-file", help="Task YAML.")] = None,
     replace: Annotated[bool, typer.Option(help="Redefine an existing task.")] = False,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A training recipe setting, KEY=VALUE (e.g. --set learning_rate=5e-4 "
+            "--set max_seq_len=256); repeatable. Settings not given are auto.",
+        ),
+    ] = None,
 ) -> None:
     """Create a task from options or from a YAML file."""
     try:
@@ -64,6 +72,12 @@ def task_create(
                 labels=[x.strip() for x in labels.split(",")] if labels else None,
                 triggers=Triggers(min_new_examples=min_new, cron=cron),
                 gate=GatePolicy(mode=gate_mode, min_eval_size=min_eval_size, min_delta=min_delta),
+            )
+        if recipe:
+            given = definition.training.model_dump(exclude_defaults=True)
+            training = TrainingRecipe.model_validate({**given, **recipe_settings(recipe)})
+            definition = TaskDefinition.model_validate(
+                {**definition.model_dump(), "training": training}
             )
     except ValidationError as error:
         raise fail(f"invalid task: {error}", 2) from error
@@ -85,6 +99,28 @@ def task_create(
         f"task [bold]{definition.name}[/bold] saved ({definition.kind}, "
         f"metric {definition.metric}, gate {definition.gate.mode})"
     )
+
+
+def recipe_settings(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as recipe fields: numbers as numbers, ``auto`` as is,
+    target_modules as a comma-separated list. Unknown keys fail with the known ones."""
+    known = TrainingRecipe.model_fields
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            raise fail(f"--set {pair}: give KEY=VALUE, e.g. --set learning_rate=5e-4", 2)
+        if key not in known:
+            raise fail(f"--set {key}: not a recipe setting; known: {', '.join(known)}", 2)
+        if key == "target_modules":
+            settings[key] = [m.strip() for m in value.split(",") if m.strip()]
+            continue
+        try:
+            settings[key] = json.loads(value)
+        except ValueError:
+            settings[key] = value  # auto, middle, balanced, ...
+    return settings
 
 
 @task_app.command("list")
@@ -224,6 +260,110 @@ def _print_cycle(cycle: dict[str, Any]) -> None:
     decision = cycle.get("decision") or {}
     for reason in decision.get("reasons", []):
         console.print(f"  - {reason}")
+    if line := _recipe_line((decision.get("evidence") or {}).get("training") or {}):
+        console.print(f"  {line}")
+    diagnosis = (decision.get("evidence") or {}).get("diagnosis") or []
+    if diagnosis:
+        console.print("why it failed:" if cycle.get("verdict") == "reject" else "notes:")
+    for sentence in diagnosis:
+        console.print(f"  * {sentence}", highlight=False)
+
+
+def _recipe_line(training: dict[str, Any]) -> str:
+    """What the cycle trained with, and the inputs it had to cut, in one line."""
+    recipe = training.get("recipe")
+    if not recipe:
+        return ""
+    line = (
+        f"trained {recipe['steps']} steps at learning rate {recipe['learning_rate']:g}, "
+        f"{recipe['max_seq_len']} tokens per example"
+    )
+    measured, cut = training.get("measured_examples", 0), training.get("inputs_cut", 0)
+    if cut:
+        line += (
+            f"; inputs cut to fit in {cut} of {measured} training examples "
+            f"({recipe['input_truncation']} of the input dropped; set max_seq_len to keep more)"
+        )
+    return line
+
+
+@cycle_app.command("show")
+def cycle_show(
+    cycle_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole record as JSON.")] = False,
+) -> None:
+    """One cycle: the gate's verdict and reasons, why it failed, what it trained with, the
+    learning-rate search's trials and the learning curve."""
+    cycle = via_api_or_store(
+        load_settings(),
+        api=lambda c: c.get(f"/v1/cycles/{cycle_id}"),
+        local=lambda db: get_cycle(db, cycle_id),
+        read_only=True,
+    )
+    if cycle is None:
+        raise fail(f"no cycle {cycle_id}; flywheel cycle list shows the recent ones")
+    if as_json:
+        sys.stdout.write(json.dumps(cycle, indent=2) + "\n")
+        return
+    _print_cycle(cycle)
+    training = ((cycle.get("decision") or {}).get("evidence") or {}).get("training") or {}
+    _print_search(training.get("search") or {})
+    if curve := training.get("loss_curve"):
+        losses = [loss for _, loss in curve]
+        console.print(
+            f"training loss over {curve[-1][0]} steps: {losses[0]:.3f} {_sparkline(losses)} "
+            f"{losses[-1]:.3f}"
+            + (
+                f" (chance level {training['chance_loss']:.3f})"
+                if training.get("chance_loss")
+                else ""
+            ),
+            highlight=False,
+        )
+
+
+def _print_search(search: dict[str, Any]) -> None:
+    """The learning-rate search of a cycle: why it ran (or not), and every trial."""
+    if not search:
+        return
+    console.print(f"learning-rate search: {search.get('skipped') or search.get('reason', '')}")
+    if not search.get("trials"):
+        return
+    table = Table(
+        "learning rate", "steps", f"dev {search.get('metric', 'metric')}", "dev loss", "train loss"
+    )
+    for k, trial in enumerate(search["trials"]):
+        table.add_row(
+            f"{trial['learning_rate']:g}"
+            + (" (chosen)" if k == search.get("winner_trial") else ""),
+            str(trial["steps"]),
+            f"{trial['dev_metric']:.3f}",
+            f"{trial['dev_nll']:.3f}",
+            f"{trial['first_loss']:.3f} → {trial['last_loss']:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"  on {search['dev_examples']} development examples carved from the "
+        f"{search['dev_examples'] + search['fit_examples']} training examples; budget: "
+        f"{search['budget']}",
+        highlight=False,
+    )
+
+
+def _sparkline(values: list[float], width: int = 60) -> str:
+    """``values`` as a line of block characters (high values tall), at most ``width`` wide."""
+    if not values:
+        return ""
+    runs = min(width, len(values))
+    means = [
+        sum(chunk) / len(chunk)
+        for k in range(runs)
+        if (chunk := values[k * len(values) // runs : (k + 1) * len(values) // runs])
+    ]
+    low, high = min(means), max(means)
+    blocks = "▁▂▃▄▅▆▇█"
+    span = (high - low) or 1.0
+    return "".join(blocks[int((v - low) / span * (len(blocks) - 1))] for v in means)
 
 
 @cycle_app.command("list")
@@ -352,6 +492,7 @@ def evaluate(
     """Score an adapter on your own held-out file: exact_match or token_f1/chrf, and nll."""
     from rich.progress import Progress
 
+    from training.auto_recipe import serving_lengths
     from training.chat_format import style_of
     from training.scoring import aggregate, score
 
@@ -389,13 +530,17 @@ def evaluate(
         raise fail(f"lines {', '.join(str(int(b) + 1) for b in bad[:5])} lack input/output text")
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("loading the model", total=len(examples))
-        model, tokenizer = _load_for_eval(settings, adapter_id)
+        model, tokenizer, recipe = _load_for_eval(settings, adapter_id)
         progress.update(bar, description=f"scoring {adapter_id or 'base'}")
         rows = score(
             model,
             tokenizer,
             style_of(definition),
             examples,
+            # cut and sized as the server answers with this adapter
+            lengths=serving_lengths(
+                recipe, definition, tokenizer, default_answer_tokens=settings.serve_max_new_tokens
+            ),
             progress=lambda p: progress.update(bar, completed=p["step"]),
         )
     result = {"task": task, "adapter": adapter_id or "base", **aggregate(rows)}
@@ -408,12 +553,15 @@ def evaluate(
         )
 
 
-def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
+def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, the adapter's stored recipe or None)."""
     from training.adapter_files import adapter_dir, verify_adapter
+    from training.auto_recipe import stored_recipe
     from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 
     base = resolve_base_model(settings.base_model, settings.models_dir)
     model = load_model(base, pick_device())
+    recipe = None
     if adapter_id is not None:
         from peft import PeftModel
 
@@ -428,4 +576,5 @@ def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any]:
         except ValueError as error:
             raise fail(str(error)) from error
         model = PeftModel.from_pretrained(model, path)
-    return model, load_tokenizer(base)
+        recipe = stored_recipe(path)
+    return model, load_tokenizer(base), recipe

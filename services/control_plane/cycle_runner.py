@@ -29,8 +29,10 @@ from schemas.tasks import TaskDefinition
 from schemas.topics import PROMOTIONS
 from services.control_plane.store_worker import StoreWorker
 from training import job_queue, registry
-from training.cycle_records import start_cycle, update_cycle
+from training.cycle_records import decided_cycles, start_cycle, update_cycle
+from training.diagnosis import diagnose
 from training.promotion_gate import GateDecision, decide
+from training.recipe_search import past_cycle, plan_search
 from training.registry import AdapterRefusedError, champion, get_adapter
 from training.task_records import get_task
 
@@ -126,6 +128,8 @@ class CycleRunner:
         )
         if snapshot.count(split="train", new=True) == 0:
             raise CycleError("no new training examples since the champion's snapshot")
+        history = await self.store.call(decided_cycles, task.name)
+        search = plan_search([past_cycle(c) for c in history], task.training)
         job = {
             "cycle_id": cycle_id,
             "task": task.model_dump(mode="json"),
@@ -136,6 +140,7 @@ class CycleRunner:
             "champion_adapter_id": champion_id,
             "champion_adapter_path": str(champion_record.path) if champion_record else None,
             "adapters_dir": str(self.paths.adapters_dir),
+            "search": search.as_dict(),
         }
         result = await self._run_worker(cycle_id, job)
         await self._record(cycle_id, task, snapshot.snapshot_id, champion_id, result)
@@ -228,6 +233,11 @@ class CycleRunner:
         result: dict[str, Any],
     ) -> None:
         decision = decide(result["scores"], task.gate, metric=task.metric)
+        # What the cycle trained with and what that cost the data (the resolved recipe,
+        # inputs cut to fit) sits beside the gate's numbers, where an operator reads them.
+        decision.evidence["training"] = result.get("training", {})
+        # ...and, in words an operator can act on, what most likely held the candidate back.
+        decision.evidence["diagnosis"] = diagnose(decision.evidence)
         log.info(
             "cycle %s of %s: %s (%s)",
             cycle_id,

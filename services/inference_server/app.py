@@ -52,6 +52,7 @@ from services.inference_server.champions import ChampionBook
 from services.inference_server.control_plane_link import ControlPlaneLink, ControlPlaneUnavailable
 from services.inference_server.model_host import AdapterLoadError, ModelHost
 from services.inference_server.promotions import PromotionFollower
+from training.auto_recipe import serving_lengths
 from training.chat_format import style_of
 from training.predict import Prediction, predict
 
@@ -313,7 +314,16 @@ async def answer(
     try:  # the champion is read when the model thread starts the request: never stale
         adapter_id, predictions = await state.host.call(
             lambda: state.book.current(task_name),
-            lambda model, tok: predict(model, tok, style, [text], max_new_tokens=limit),
+            lambda model, tok: predict(
+                model,
+                tok,
+                style,
+                [text],
+                lengths=serving_lengths(
+                    state.host.recipe_in_use(), task, tok, default_answer_tokens=limit
+                ),
+                max_new_tokens=limit,
+            ),
         )
     except AdapterLoadError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from training.auto_recipe import ResolvedRecipe, stored_recipe
 from training.checkpoints import load_model, load_tokenizer, pick_device
 from training.lora_recipe import verify_adapter
 
@@ -83,6 +84,8 @@ class ModelHost:
         self._threads = threads
         self._worker = _ModelThread()
         self._loaded: OrderedDict[str, Path] = OrderedDict()  # adapter id → dir, LRU order
+        self._recipes: dict[str, ResolvedRecipe | None] = {}
+        self._in_use: str | None = None  # the adapter of the call running on the model thread
         self.model: Any = None
         self.tokenizer: Any = None
         self._peft: Any = None
@@ -139,7 +142,13 @@ class ModelHost:
     def loaded(self) -> list[str]:
         return list(self._loaded)
 
+    def recipe_in_use(self) -> ResolvedRecipe | None:
+        """Inside a ``call``'s fn: the recipe its adapter was trained with (None for the
+        base model), so inputs are cut and answers sized as in training."""
+        return self._recipes.get(self._in_use) if self._in_use else None
+
     def _with_adapter(self, adapter_id: str | None, fn: Callable[[Any, Any], T]) -> T:
+        self._in_use = adapter_id
         if adapter_id is None:
             if self._peft is None:
                 return fn(self.model, self.tokenizer)
@@ -168,6 +177,7 @@ class ModelHost:
         except Exception as error:  # peft raises many types for a bad file
             raise AdapterLoadError(f"adapter {adapter_id} could not be loaded: {error}") from error
         self._loaded[adapter_id] = directory
+        self._recipes[adapter_id] = stored_recipe(directory)
 
     def _evict(self, keep: set[str]) -> None:
         """Unload the least recently used non-champions beyond ``max_adapters``."""
@@ -179,4 +189,5 @@ class ModelHost:
                 self._peft.set_adapter(next(a for a in self._loaded if a != victim))
             self._peft.delete_adapter(victim)
             del self._loaded[victim]
+            self._recipes.pop(victim, None)
             log.info("unloaded adapter %s (no longer a champion)", victim)

@@ -129,3 +129,26 @@ def test_review_queue_with_the_keyboard_then_approve_a_candidate(plane, page, tm
     expect(page.locator("#audit-table")).to_contain_text("olga")
     expect(page.locator("#audit-table")).to_contain_text("rita")
     assert httpx.get(f"{plane.url}/ui/../flywheel.duckdb").status_code == 404
+
+
+def test_a_rejected_cycle_says_why_and_shows_its_learning_curve(plane, page, tmp_path):
+    define_task(plane, tmp_path, "money", gate={"min_delta": 1.0})  # no candidate can pass
+    import_examples(plane, tmp_path, "money", count=100)  # enough for the search's dev split
+    cycle_id = plane.post("/v1/tasks/money/cycles", {}).json()["cycle_id"]
+    cycle = plane.wait_until(
+        lambda: plane.get(f"/v1/cycles/{cycle_id}"),
+        lambda c: c["state"] in ("decided", "failed"),
+        timeout_s=180,
+    )
+    assert cycle["verdict"] == "reject", cycle.get("error")
+    log_in(page, plane.url, create_token(plane, "operator", "olga"))
+    page.keyboard.press("3")
+    page.click(f"tr[data-cycle='{cycle_id}']")
+    expect(page.locator("#cycle-detail")).to_contain_text("Why it failed")
+    first_reason = cycle["decision"]["evidence"]["diagnosis"][0]
+    expect(page.locator("#cycle-why li").first).to_have_text(first_reason)
+    expect(page.locator("#cycle-search")).to_contain_text("first cycle of the task")
+    expect(page.locator("#learning-curve svg")).to_have_count(2)  # loss per step, dev per trial
+    expect(page.locator("#learning-curve")).to_contain_text("training loss (candidate)")
+    expect(page.locator("#learning-curve")).to_contain_text("development metric per trial")
+    page.screenshot(path=str(tmp_path / "rejected-cycle.png"), full_page=True)

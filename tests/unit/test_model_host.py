@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from services.inference_server.model_host import AdapterLoadError, ModelHost
-from training.chat_format import PromptStyle
-from training.lora_recipe import LoRASettings, run_training
+from tests.model_fixtures import tiny_recipe
+from training.chat_format import PromptStyle, SequenceLengths
+from training.lora_recipe import run_training
 from training.predict import predict
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
+LENGTHS = SequenceLengths(max_seq_len=64, max_answer_tokens=8)
 EXAMPLES = [
     {
         "id": str(i),
@@ -31,7 +33,7 @@ def adapters(tiny_model_dir, tmp_path_factory):
     store = tmp_path_factory.mktemp("adapters")
     made = []
     for seed in range(3):
-        settings = LoRASettings(max_steps=2, batch_size=4, top_layers=2, seed=seed, max_seq_len=64)
+        settings = tiny_recipe(max_steps=2, batch_size=4, top_layers=2, seed=seed)
         adapter_id, path, _ = run_training(
             settings,
             base_model=tiny_model_dir,
@@ -61,7 +63,7 @@ def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
     (a, a_dir), (b, b_dir), (c, c_dir) = adapters
 
     async def scenario() -> None:
-        answer = lambda model, tok: predict(model, tok, STYLE, ["pay the bill"])[0]  # noqa: E731
+        answer = lambda model, tok: predict(model, tok, STYLE, ["pay the bill"], lengths=LENGTHS)[0]  # noqa: E731
         assert (await host.call(lambda: None, answer))[0] is None
         for adapter_id, directory in ((a, a_dir), (b, b_dir)):
             await host.ensure_loaded(adapter_id, directory)
@@ -85,6 +87,27 @@ def test_requests_use_the_adapter_chosen_at_start_and_eviction_spares_champions(
         await host.pin({a, c})  # the champions
         assert sorted(host.loaded) == sorted([a, c])  # b: least recently used non-champion
         assert (await host.call(lambda: c, answer))[0] == c
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        host.close()
+
+
+def test_a_request_is_cut_and_sized_by_the_recipe_its_adapter_was_trained_with(
+    tiny_model_dir, adapters
+):
+    host = ModelHost(tiny_model_dir)
+    host.load()
+    (a, a_dir), _, _ = adapters
+
+    async def scenario() -> None:
+        await host.ensure_loaded(a, a_dir)
+        _, trained_with = await host.call(lambda: a, lambda m, t: host.recipe_in_use())
+        assert trained_with == tiny_recipe(max_steps=2, batch_size=4, top_layers=2, seed=0)
+        assert trained_with is not None and trained_with.lengths.max_seq_len == 64
+        _, base = await host.call(lambda: None, lambda m, t: host.recipe_in_use())
+        assert base is None
 
     try:
         asyncio.run(scenario())

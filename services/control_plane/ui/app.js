@@ -221,11 +221,43 @@ function sideBySide(rows, title) {
     rows.map((r) => `<tr><td title="${esc(r.id)}">${esc((r.input ?? r.id ?? "").slice(0, 160))}</td><td>${esc(r.reference)}</td><td>${esc(r.candidate)}</td><td>${esc(r.champion)}</td></tr>`).join("")}</tbody></table>`;
 }
 
+// The learning curve of a cycle: training loss per step (the candidate's run, and each
+// search trial's), chance level for label tasks, and each trial's development-split metric.
+function learningCurve(training) {
+  const curve = training.loss_curve || [];
+  if (!curve.length) return "";
+  const search = training.search || {}, trials = search.trials || [];
+  const series = [{ name: "training loss (candidate)", points: curve.map(([x, y]) => ({ x, y, label: `step ${x}: ${num(y)}` })) }];
+  trials.forEach((t) => series.push({ name: `search trial, learning rate ${t.learning_rate}`,
+    points: t.loss_curve.map(([x, y]) => ({ x, y, label: `step ${x}: ${num(y)}` })) }));
+  if (training.chance_loss) {
+    series.push({ name: "chance level", points: [{ x: 1, y: training.chance_loss, label: "guessing among the labels" },
+      { x: curve[curve.length - 1][0], y: training.chance_loss, label: "guessing among the labels" }] });
+  }
+  let html = lineChart(series, { yLabel: "training loss per step", yMin: 0 });
+  if (trials.length) {
+    html += lineChart([{ name: `${search.metric} on ${search.dev_examples} development examples (large: chosen)`, dotsOnly: true,
+      points: trials.map((t, i) => ({ x: i, y: t.dev_metric, big: i === search.winner_trial,
+        label: `learning rate ${t.learning_rate}, ${t.steps} steps: ${num(t.dev_metric)}` })) }],
+      { yLabel: "development metric per trial", xFormat: (i) => `lr ${trials[i].learning_rate}`, width: 420, height: 180,
+        ...(search.metric === "nll" ? {} : { yMin: 0, yMax: 1 }) });
+  }
+  return html;
+}
+
+function searchLine(search) {
+  if (!search || !Object.keys(search).length) return "";
+  const text = search.skipped || search.reason || "";
+  const budget = search.budget ? ` <span class="muted">Budget: ${esc(search.budget)}.</span>` : "";
+  return `<p id="cycle-search">Learning-rate search: ${esc(text)}.${budget}</p>`;
+}
+
 async function showCycle(cycleId, scroll = true) {
   state.cycle = cycleId;
   const c = await api(`/v1/cycles/${encodeURIComponent(cycleId)}`);
   const d = c.decision || { reasons: [], evidence: {} };
-  const ev = d.evidence || {}, e = ev.eval || {}, r = ev.regression || {};
+  const ev = d.evidence || {}, e = ev.eval || {}, r = ev.regression || {}, tr = ev.training || {};
+  const why = ev.diagnosis || [];
   const interval = e.n ? lineChart([{ name: `improvement of ${ev.metric} (95% CI)`, dotsOnly: true,
     points: [{ x: 0, y: e.delta_mean, lo: e.delta_low, hi: e.delta_high, big: true,
       label: `${num(e.delta_low)} .. ${num(e.delta_high)}` }] }],
@@ -237,6 +269,9 @@ async function showCycle(cycleId, scroll = true) {
       · candidate <code>${short(c.adapter_id)}</code></p>
     ${c.error ? `<p class="error">${esc(c.error)}</p>` : ""}
     <ul>${(d.reasons || []).map((x) => `<li>${esc(x)}</li>`).join("")}</ul>${actions}
+    ${why.length ? `<h3>${c.verdict === "reject" ? "Why it failed" : "Notes"}</h3>
+      <ul id="cycle-why">${why.map((x) => `<li>${esc(x)}</li>`).join("")}</ul>` : ""}
+    ${tr.loss_curve ? `<h3>Learning curve</h3>${searchLine(tr.search)}<div id="learning-curve" class="chart">${learningCurve(tr)}</div>` : ""}
     ${e.n ? `<p>Eval (${e.n} examples): champion ${num(e.champion)} → candidate ${num(e.candidate)};
       ${e.wins} wins, ${e.losses} losses${e.mcnemar_p !== undefined ? `; McNemar p = ${Number(e.mcnemar_p).toPrecision(3)}` : ""}</p>${interval}` : ""}
     ${r.n ? `<p>Regression set (${r.n} fixed mistakes): champion ${num(r.champion)} → candidate ${num(r.candidate)}; ${r.wins} wins, ${r.losses} losses</p>` : `<p class="muted">Regression set empty.</p>`}

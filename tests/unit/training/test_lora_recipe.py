@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 
-from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
+from tests.model_fixtures import tiny_recipe
+from training.chat_format import IGNORE_INDEX, PromptStyle, SequenceLengths, training_example
 from training.checkpoints import Precision, load_model, load_tokenizer
 from training.lora_recipe import (
-    LoRASettings,
     adapter_content_hash,
     run_training,
     select_training_examples,
@@ -30,13 +30,13 @@ EXAMPLES = [
     }
     for i in range(32)
 ]
-FAST = LoRASettings(max_steps=12, batch_size=4, top_layers=2, learning_rate=5e-3, max_seq_len=64)
+FAST = tiny_recipe(max_steps=12, batch_size=4, top_layers=2, learning_rate=5e-3)
 
 
 def test_loss_is_taken_on_the_reply_only(tiny_model_dir):
     tokenizer = load_tokenizer(tiny_model_dir)
-    ids, labels = training_example(tokenizer, STYLE, "hello " * 300, "yes", 64)
-    assert len(ids) == len(labels) == 64  # the input was cut, the reply kept
+    ids, labels = training_example(tokenizer, STYLE, "hello " * 300, "yes", SequenceLengths(64, 8))
+    assert len(ids) == len(labels) <= 64  # the input was cut, the reply kept
     reply = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX]
     assert tokenizer.decode(reply).startswith("yes")
 
@@ -66,7 +66,7 @@ def test_training_writes_a_content_addressed_peft_adapter(tiny_model_dir, tmp_pa
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(load_model(tiny_model_dir, torch.device("cpu")), path)
-    rows = score(model, load_tokenizer(tiny_model_dir), STYLE, EXAMPLES[:8], max_seq_len=64)
+    rows = score(model, load_tokenizer(tiny_model_dir), STYLE, EXAMPLES[:8], lengths=FAST.lengths)
     assert {r["prediction"] for r in rows} <= {"yes", "no"}
     assert aggregate(rows)["n"] == 8 and "nll" in rows[0]
 
@@ -137,7 +137,7 @@ def test_fp16_training_scales_its_gradients_and_still_learns(tiny_model_dir, tmp
         device=torch.device("cpu"),
         metadata={},
     )
-    assert len(scales) == FAST.max_steps and all(s > 1.0 for s in scales)  # scaled
+    assert len(scales) == FAST.steps and all(s > 1.0 for s in scales)  # scaled
     assert all(math.isfinite(loss) for loss in report.losses)
     assert report.last_loss < report.first_loss, report.losses
 

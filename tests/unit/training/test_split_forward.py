@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from tests.model_fixtures import tiny_recipe
 from training.chat_format import PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer
-from training.lora_recipe import LoRARecipe, LoRASettings
+from training.lora_recipe import LoRARecipe
 from training.split_forward import SplitForward
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
@@ -15,13 +16,13 @@ TEXTS = [("send cash now " * (i + 1), "yes" if i % 2 else "no") for i in range(6
 
 def _recipe(tiny_model_dir, top_layers: int) -> tuple[LoRARecipe, list]:
     recipe = LoRARecipe(
-        LoRASettings(top_layers=top_layers, max_seq_len=64, dropout=0.0),
+        tiny_recipe(top_layers=top_layers, dropout=0.0),
         tiny_model_dir,
         torch.device("cpu"),
     )
     recipe.setup()
     tokenizer = load_tokenizer(tiny_model_dir)
-    encoded = [training_example(tokenizer, STYLE, x, y, 64) for x, y in TEXTS]
+    encoded = [training_example(tokenizer, STYLE, x, y, recipe.settings.lengths) for x, y in TEXTS]
     return recipe, encoded
 
 

@@ -1,0 +1,83 @@
+"""The learning-rate search through the running control plane (tiny Llama, real broker and
+store): a task's first cycle tries its trials on a development split and keeps them in the
+evidence; the gate rejects, and `flywheel cycle show` says why; the next cycle reuses the
+winner without searching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ControlPlaneProcess
+from tests.integration.learning_helpers import cycles_of, define_task
+from training.recipe_search import LEARNING_RATE_FACTORS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def plane(home, broker, tiny_model_dir):
+    plane = ControlPlaneProcess(
+        home, broker.bootstrap, extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)}
+    )
+    plane.start()
+    yield plane
+    if plane.process is not None and plane.process.poll() is None:
+        plane.process.kill()
+        plane.process.wait(10)
+
+
+def import_batch(plane: ControlPlaneProcess, tmp_path: Path, start: int, count: int) -> None:
+    data = tmp_path / f"batch-{start}.jsonl"
+    rows = [
+        {
+            "input": f"memo {i}: " + ("wire the money today" if i % 2 else "the meeting moved"),
+            "output": "yes" if i % 2 else "no",
+        }
+        for i in range(start, start + count)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert plane.cli("import", "memos", "--data", str(data)).returncode == 0
+    plane.wait_for(lambda s: s["tasks"].get("memos", {}).get("ground_truth") == start + count)
+
+
+def test_first_cycle_searches_is_explained_and_the_next_reuses_the_winner(plane, tmp_path):
+    # an unreachable gate: every candidate is rejected, so the explanation is shown
+    define_task(plane, tmp_path, "memos", gate={"min_delta": 1.0}, max_steps=6)
+    import_batch(plane, tmp_path, 0, 100)
+
+    first = plane.cli("cycle", "run", "memos", "--wait")
+    assert first.returncode == 0, first.stdout + first.stderr
+    cycle = cycles_of(plane, "memos")[0]
+    assert cycle["verdict"] == "reject"
+    evidence = cycle["decision"]["evidence"]
+    search = evidence["training"]["search"]
+    assert search["ran"] and "first cycle" in search["reason"]
+    assert len(search["trials"]) == len(LEARNING_RATE_FACTORS)
+    assert {t["learning_rate"] for t in search["trials"]} >= {search["winner"]["learning_rate"]}
+    assert 0 < search["dev_examples"] < search["fit_examples"]
+    assert evidence["training"]["recipe"]["learning_rate"] == search["winner"]["learning_rate"]
+    assert evidence["training"]["loss_curve"][-1][0] == evidence["training"]["steps"]
+    assert evidence["diagnosis"], "a rejected cycle says why"
+    assert "why it failed:" in first.stdout
+
+    shown = plane.cli("cycle", "show", cycle["cycle_id"])
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "why it failed:" in text and evidence["diagnosis"][0][:40] in text
+    assert "learning-rate search: first cycle" in text and "(chosen)" in text
+    assert "training loss over" in text
+    missing = plane.cli("cycle", "show", "cyc-nope")
+    assert missing.returncode == 1 and "no cycle cyc-nope" in missing.stderr
+
+    import_batch(plane, tmp_path, 100, 40)
+    second = plane.cli("cycle", "run", "memos", "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr
+    latest = cycles_of(plane, "memos")[0]
+    assert latest["cycle_id"] != cycle["cycle_id"]
+    training = latest["decision"]["evidence"]["training"]
+    assert not training["search"]["ran"]  # one rejection: the winner is reused
+    assert training["search"]["tuned_in"] == cycle["cycle_id"]
+    assert training["recipe"]["learning_rate"] == search["winner"]["learning_rate"]

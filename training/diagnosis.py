@@ -1,0 +1,178 @@
+"""Why a cycle's candidate did (or did not) beat the champion, in sentences an operator can
+act on: a pure function of the cycle's evidence (the gate's paired numbers and what training
+recorded), so every sentence can be tested on crafted evidence without a model.
+
+Each check looks at one symptom and says what to do about it; the order puts causes before
+consequences (a model that learned nothing explains a candidate that answers like the base
+model, which explains the gate's rejection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+CHANCE_SHARE = 0.9
+"""A last training loss above this share of the chance-level loss has not left chance."""
+STALL_SHARE = 0.9
+"""A last training loss above this share of the first has barely moved."""
+SAME_ANSWER_SHARE = 0.9
+"""The candidate answering like the model it would replace on this share of the eval set
+means training changed almost nothing the gate can see."""
+
+Evidence = dict[str, Any]
+
+
+def diagnose(evidence: Evidence) -> list[str]:
+    """The actionable sentences that apply to a cycle's evidence (``GateDecision.evidence``
+    with the worker's ``training`` section), most fundamental first; [] when none applies."""
+    checks: list[Callable[[Evidence], str | None]] = [
+        _too_few_eval,
+        _loss_at_chance_or_stalled,
+        _same_answers,
+        _search_could_not_choose,
+        _inputs_cut,
+        _answers_cut,
+        _regression_fell_back,
+        _candidate_worse,
+        _undecided_gain,
+    ]
+    return [sentence for check in checks if (sentence := check(evidence))]
+
+
+def _replaced(evidence: Evidence) -> str:
+    """What the candidate is compared with, in words."""
+    return (
+        "the champion" if evidence.get("training", {}).get("warm_start_from") else "the base model"
+    )
+
+
+def _too_few_eval(evidence: Evidence) -> str | None:
+    n = evidence.get("eval", {}).get("n", 0)
+    needed = evidence.get("policy", {}).get("min_eval_size", 0)
+    if n >= needed:
+        return None
+    return (
+        f"Only {n} eval examples reached the gate and it needs {needed} to decide: import or "
+        "correct more examples (a share of them, by hash, goes to the gate), or lower "
+        "gate.min_eval_size."
+    )
+
+
+def _loss_at_chance_or_stalled(evidence: Evidence) -> str | None:
+    training = evidence.get("training", {})
+    first, last = training.get("first_loss"), training.get("last_loss")
+    if last is None:
+        return None
+    chance = training.get("chance_loss")
+    rate = training.get("recipe", {}).get("learning_rate")
+    higher = f" (it trained at {rate:g})" if rate else ""
+    if chance and last >= CHANCE_SHARE * chance:
+        return (
+            f"Training loss never left chance level: it ended at {last:.3f}, where a model "
+            f"guessing among the labels scores {chance:.3f}. The model did not learn to tell the "
+            "labels apart: check that the labels follow from the inputs and the instruction, add "
+            f"examples, or set a higher training.learning_rate{higher}."
+        )
+    if first and last >= STALL_SHARE * first:
+        return (
+            f"Training loss barely moved ({first:.3f} → {last:.3f} over "
+            f"{training.get('steps', '?')} steps): set a higher training.learning_rate{higher} "
+            "or more steps (training.max_steps, training.epochs)."
+        )
+    return None
+
+
+def _same_answers(evidence: Evidence) -> str | None:
+    result = evidence.get("eval", {})
+    n, same = result.get("n", 0), result.get("same_answers")
+    if not n or same is None or same < SAME_ANSWER_SHARE * n:
+        return None
+    return (
+        f"The candidate answers like {_replaced(evidence)} on {same} of {n} eval examples: "
+        "training changed almost nothing the gate can see. More (or more varied) examples, "
+        "or a higher training.learning_rate, move it further."
+    )
+
+
+def _search_could_not_choose(evidence: Evidence) -> str | None:
+    search = evidence.get("training", {}).get("search") or {}
+    if search.get("skipped"):
+        return f"The learning-rate search did not run: {search['skipped']}."
+    trials = search.get("trials") or []
+    scores = {round(t["dev_metric"], 6) for t in trials}
+    if len(trials) < 2 or len(scores) > 1:
+        return None
+    rates = ", ".join(f"{t['learning_rate']:g}" for t in trials)
+    return (
+        f"Every learning rate the search tried ({rates}) scored the same on the development "
+        f"split ({trials[0]['dev_metric']:.3f} {search.get('metric', '')} on "
+        f"{search.get('dev_examples', '?')} examples): the learning rate is not what holds "
+        "this task back; look at the data (labels that follow from the inputs, enough examples)."
+    )
+
+
+def _inputs_cut(evidence: Evidence) -> str | None:
+    training = evidence.get("training", {})
+    cut, measured = training.get("inputs_cut", 0), training.get("measured_examples", 0)
+    eval_cut = training.get("eval_inputs_cut", 0)
+    if not cut and not eval_cut:
+        return None
+    recipe = training.get("recipe", {})
+    return (
+        f"Inputs were cut to fit {recipe.get('max_seq_len', '?')} tokens in {cut} of {measured} "
+        f"training examples and {eval_cut} eval examples (the "
+        f"{recipe.get('input_truncation', 'middle')} of each was dropped): if the answer "
+        "depends on that part, set training.max_seq_len higher (slower steps)."
+    )
+
+
+def _answers_cut(evidence: Evidence) -> str | None:
+    training = evidence.get("training", {})
+    cut = training.get("answers_cut", 0)
+    if not cut:
+        return None
+    limit = training.get("recipe", {}).get("max_answer_tokens", "?")
+    return (
+        f"{cut} training answers are longer than {limit} tokens and were cut in training "
+        "(and generations stop there): set training.max_answer_tokens higher."
+    )
+
+
+def _regression_fell_back(evidence: Evidence) -> str | None:
+    regression = evidence.get("regression", {})
+    tolerance = evidence.get("policy", {}).get("regression_tolerance", 0.0)
+    if not regression.get("n") or -regression.get("delta_mean", 0.0) <= tolerance:
+        return None
+    return (
+        f"The candidate got {regression.get('losses', '?')} of {regression['n']} once-fixed "
+        "mistakes wrong again (the regression set): the new examples may contradict earlier "
+        "corrections; compare them with the regression-set losses listed with this cycle."
+    )
+
+
+def _candidate_worse(evidence: Evidence) -> str | None:
+    result = evidence.get("eval", {})
+    if not result.get("n") or result.get("delta_high", 0.0) >= 0:
+        return None
+    return (
+        f"The candidate is worse than {_replaced(evidence)} ({result['delta_mean']:+.3f} "
+        f"{evidence.get('metric', '')}; {result.get('wins', 0)} wins, "
+        f"{result.get('losses', 0)} losses): look for a pattern in the losses listed with this "
+        "cycle (a label the new data rarely shows, corrections that conflict)."
+    )
+
+
+def _undecided_gain(evidence: Evidence) -> str | None:
+    result = evidence.get("eval", {})
+    policy = evidence.get("policy", {})
+    n, low = result.get("n", 0), result.get("delta_low", 0.0)
+    if n < policy.get("min_eval_size", 0) or result.get("delta_mean", 0.0) <= 0:
+        return None
+    if low > policy.get("min_delta", 0.0):
+        return None
+    return (
+        f"The candidate is better on average ({result['delta_mean']:+.3f}) but the 95% CI "
+        f"reaches {low:+.3f}: {n} eval examples cannot tell it from chance; more ground truth "
+        "narrows the interval, so the next cycle may decide."
+    )

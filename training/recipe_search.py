@@ -1,0 +1,225 @@
+"""A small learning-rate search on a task's first cycle (and after two rejections in a row).
+
+The automatic recipe fixes every length and the number of steps from the data; the learning
+rate is the one setting no statistic of the data gives, and the one that most often decides
+whether a short cycle learns at all. So the first cycle of a task tries a few learning rates
+around the automatic default and keeps the best one for the cycles after it.
+
+Split discipline: the development split is carved from the cycle's *training* examples by
+a hash of their id; the gate's eval split never reaches a trial, neither its training nor
+the choice of the winner. The winner is then trained on the whole training split (dev
+included) and handed to the gate as every cycle's candidate is.
+
+Compute budget: ``len(LEARNING_RATE_FACTORS)`` trials of ``steps // 3`` steps each, so the
+trials together train at most as many steps as the cycle itself and a searching cycle trains
+at most twice the steps of a normal one; each trial is scored once on the development split
+(at most ``MAX_DEV_EXAMPLES`` examples).
+
+Everything here is pure except the trial itself, which the caller passes in
+(``training/cycle_worker.py`` trains and scores a real adapter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from schemas.tasks import TrainingRecipe
+from training.auto_recipe import ResolvedRecipe
+from training.metrics import HIGHER_IS_BETTER
+
+LEARNING_RATE_FACTORS = (1 / 3, 1.0, 3.0)
+"""Trial learning rates, as multiples of the automatic one: a step each way of about 3x
+(LoRA's useful range spans one to two orders of magnitude)."""
+DEV_FRACTION = 0.15
+"""Share of the training examples held out as the development split of the trials."""
+MAX_DEV_EXAMPLES = 64
+"""Cap on the development split: scoring it is part of every trial's cost."""
+MIN_DEV_EXAMPLES = 8
+"""Fewer development examples cannot tell trials apart: the search is skipped."""
+REJECTIONS_BEFORE_SEARCH = 2
+"""Gate rejections in a row (counted from the last search on) that start a new search."""
+BUDGET = (
+    f"{len(LEARNING_RATE_FACTORS)} trials of a third of the cycle's steps each (together at "
+    "most the cycle's own steps, so a searching cycle trains at most twice a normal cycle's "
+    f"steps), each scored once on a development split of at most {MAX_DEV_EXAMPLES} "
+    "training examples"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PastCycle:
+    """What the search needs to know of one decided cycle of the task."""
+
+    cycle_id: str
+    verdict: str
+    searched: bool
+    """The cycle ran a search (whatever its outcome)."""
+    tuned: dict[str, float] | None
+    """The configuration its search chose; None when it did not search."""
+
+
+def past_cycle(record: dict[str, Any]) -> PastCycle:
+    """A cycles-table record (``training.cycle_records``) as the search reads it."""
+    evidence = (record.get("decision") or {}).get("evidence") or {}
+    search = (evidence.get("training") or {}).get("search") or {}
+    return PastCycle(
+        cycle_id=record["cycle_id"],
+        verdict=record.get("verdict") or "",
+        searched=bool(search.get("ran")),
+        tuned=search.get("winner") if search.get("ran") else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """Whether this cycle searches, why, and otherwise the tuned configuration it reuses."""
+
+    search: bool
+    reason: str
+    tuned: dict[str, float] | None = None
+    tuned_in: str | None = None
+    """The cycle whose search chose ``tuned``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SearchPlan:
+        """The plan in a job file; a job written before the search existed does not search."""
+        if not data:
+            return cls(search=False, reason="the job carries no search plan")
+        return cls(**data)
+
+
+def plan_search(history: Sequence[PastCycle], recipe: TrainingRecipe) -> SearchPlan:
+    """The trigger rule, over the task's decided cycles (oldest first): search on the first
+    cycle (no tuned configuration yet) and when the gate rejected ``REJECTIONS_BEFORE_SEARCH``
+    times in a row since the last search; otherwise reuse the last search's winner. A task
+    that sets its own learning rate is never searched: there is nothing left to choose."""
+    if recipe.learning_rate != "auto":
+        return SearchPlan(False, f"the task sets its learning rate ({recipe.learning_rate:g})")
+    searches = [i for i, cycle in enumerate(history) if cycle.searched]
+    if not searches:
+        return SearchPlan(True, "first cycle of the task: no tuned configuration yet")
+    last = searches[-1]
+    rejected = 0
+    for cycle in reversed(history[last:]):
+        if cycle.verdict != "reject":
+            break
+        rejected += 1
+    if rejected >= REJECTIONS_BEFORE_SEARCH:
+        return SearchPlan(True, f"the gate rejected the last {rejected} cycles in a row")
+    winner = history[last]
+    return SearchPlan(
+        False,
+        f"reusing the configuration tuned in {winner.cycle_id}",
+        tuned=winner.tuned,
+        tuned_in=winner.cycle_id,
+    )
+
+
+def apply_tuned(recipe: ResolvedRecipe, tuned: dict[str, float] | None) -> ResolvedRecipe:
+    """The cycle's recipe with a search's winning settings in place of the automatic ones."""
+    if not tuned:
+        return recipe
+    return replace(recipe, learning_rate=float(tuned["learning_rate"]))
+
+
+def _hash_position(example_id: str) -> float:
+    digest = hashlib.sha256(f"dev:{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def dev_split(examples: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(fit, dev): the examples whose id hashes lowest, ``DEV_FRACTION`` of them up to
+    ``MAX_DEV_EXAMPLES``, form dev; the rest train the trials. Deterministic: the same
+    examples always give the same split, whatever their order."""
+    ranked = sorted(examples, key=lambda e: _hash_position(str(e["id"])))
+    size = min(MAX_DEV_EXAMPLES, int(len(ranked) * DEV_FRACTION))
+    dev_ids = {str(e["id"]) for e in ranked[:size]}
+    fit = [e for e in examples if str(e["id"]) not in dev_ids]
+    dev = [e for e in examples if str(e["id"]) in dev_ids]
+    return fit, dev
+
+
+def trial_recipes(recipe: ResolvedRecipe) -> list[ResolvedRecipe]:
+    """One recipe per trial: the learning rates around ``recipe``'s, each at a third of its
+    steps (at least one), warm-up shortened to fit."""
+    steps = max(1, recipe.steps // len(LEARNING_RATE_FACTORS))
+    return [
+        replace(
+            recipe,
+            learning_rate=float(f"{recipe.learning_rate * factor:.3g}"),
+            steps=steps,
+            warmup_steps=min(recipe.warmup_steps, steps - 1),
+        )
+        for factor in LEARNING_RATE_FACTORS
+    ]
+
+
+@dataclass
+class Trial:
+    """One configuration tried: its settings, what training did, how it scored on dev."""
+
+    learning_rate: float
+    steps: int
+    dev_metric: float
+    dev_nll: float
+    first_loss: float
+    last_loss: float
+    seconds: float
+    loss_curve: list[list[float]] = field(default_factory=list)
+    """(step, loss) pairs, at most 200."""
+
+
+TrialRunner = Callable[[ResolvedRecipe, Sequence[dict], Sequence[dict]], Trial]
+"""Trains ``recipe`` on the fit examples and scores the result on the dev examples."""
+
+
+def choose(trials: Sequence[Trial], metric: str) -> int:
+    """Index of the best trial on dev: the task's metric first, the dev loss on ties (small
+    dev splits often tie on accuracy), then the trial nearest the automatic rate."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    middle = len(trials) // 2
+    return max(
+        range(len(trials)),
+        key=lambda i: (
+            round(sign * trials[i].dev_metric, 6),
+            -trials[i].dev_nll,
+            -abs(i - middle),
+        ),
+    )
+
+
+def search(
+    examples: Sequence[dict], recipe: ResolvedRecipe, *, metric: str, run_trial: TrialRunner
+) -> dict[str, Any]:
+    """Run the trials on ``examples`` (the cycle's training examples only) and return the
+    search's evidence: the budget, the split sizes, every trial, and the winner (None when
+    the examples are too few to carve a development split)."""
+    fit, dev = dev_split(examples)
+    evidence: dict[str, Any] = {
+        "ran": True,
+        "budget": BUDGET,
+        "metric": metric,
+        "fit_examples": len(fit),
+        "dev_examples": len(dev),
+        "trials": [],
+        "winner": None,
+    }
+    if len(dev) < MIN_DEV_EXAMPLES:
+        evidence["ran"] = False
+        evidence["skipped"] = (
+            f"only {len(examples)} training examples: too few to carve a development split "
+            f"of {MIN_DEV_EXAMPLES}; trained with the automatic learning rate"
+        )
+        return evidence
+    trials = [run_trial(candidate, fit, dev) for candidate in trial_recipes(recipe)]
+    best = choose(trials, metric)
+    evidence["trials"] = [asdict(trial) for trial in trials]
+    evidence["winner"] = {"learning_rate": trials[best].learning_rate}
+    evidence["winner_trial"] = best
+    return evidence
