@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -m "not slow and not zoo"
 
-test-all: $(STAMP)
+test-all: $(STAMP) zoo-data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
