@@ -21,9 +21,14 @@ from typing import Any
 import psutil
 import torch
 
-from training.chat_format import IGNORE_INDEX, PromptStyle, prompt_ids, target_ids
+from training.chat_format import (
+    IGNORE_INDEX,
+    PromptStyle,
+    SequenceLengths,
+    prompt_ids,
+    target_ids,
+)
 from training.checkpoints import load_model, load_tokenizer, pick_device
-from training.predict import prompt_budget
 from training.scoring import aggregate, score
 
 from .task import Example, ZooTask
@@ -201,12 +206,10 @@ def score_uncut(
     """Flywheel's scoring, with a sequence length at which no held-out prompt is cut (the
     baseline trained on whole inputs, so it is measured on whole inputs)."""
     longest = max(len(prompt_ids(tokenizer, style, e["input"], NO_LIMIT)) for e in examples)
-    max_seq_len = longest + 8
-    while prompt_budget(style, max_seq_len) < longest:
-        max_seq_len *= 2
-    return score(
-        model, tokenizer, style, examples, max_seq_len=max_seq_len, max_new_tokens=max_new_tokens
+    lengths = SequenceLengths(
+        max_seq_len=longest + max_new_tokens, max_answer_tokens=max_new_tokens
     )
+    return score(model, tokenizer, style, examples, lengths=lengths)
 
 
 class PeakRss:
