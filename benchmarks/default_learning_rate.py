@@ -2,7 +2,7 @@
 default cycle per (task, learning rate) on the default model, every other setting automatic,
 on tasks that are not the demo's, scored on held-out examples against the base model.
 
-    .venv/bin/python benchmarks/default_learning_rate.py [--rates 3e-4,1e-3,3e-3]
+    .venv/bin/python benchmarks/default_learning_rate.py [--rates 3e-4,1e-3,3e-3] [--tasks ...]
 
 This is the one benchmark that sets a learning rate: choosing the default is what it is for.
 Tasks, from the construction FAQ (PyPI ``zaragoza-construction-faq``):
@@ -120,6 +120,8 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {}
     for name, (task, train, held_out) in tasks().items():
+        if args.tasks and name not in args.tasks:
+            continue
         runs: dict[str, Any] = {"train": len(train), "held_out": len(held_out)}
         runs["base"] = one_run(base, task, train, held_out, None)
         report({name: runs})
@@ -138,4 +140,7 @@ if __name__ == "__main__":
         default=[3e-4, 1e-3, 3e-3],
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--tasks", type=lambda text: text.split(","), default=None, help="faq-topic,faq-answer"
+    )
     main(parser.parse_args())
