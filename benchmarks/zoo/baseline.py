@@ -261,14 +261,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", help="a zoo task name, e.g. spam")
     parser.add_argument("--max-train", type=int, default=None, help="train on the first N only")
+    parser.add_argument("--max-held-out", type=int, default=None, help="score the first N only")
     parser.add_argument("--epochs", type=float, default=DEFAULT_SETTINGS.epochs)
     args = parser.parse_args()
     home = Path(os.environ.get("FLYWHEEL_HOME", ".flywheel"))
     model_dir = resolve_base_model(os.environ.get("FLYWHEEL_BASE_MODEL"), home / "models")
     settings = dataclasses.replace(DEFAULT_SETTINGS, epochs=args.epochs)
-    result = run_baseline(
-        load_task(args.task), model_dir, max_train=args.max_train, settings=settings
-    )
+    task = load_task(args.task)
+    task = dataclasses.replace(task, held_out=task.held_out[: args.max_held_out])
+    result = run_baseline(task, model_dir, max_train=args.max_train, settings=settings)
     sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
 
 
