@@ -142,6 +142,8 @@ def test_a_rejected_cycle_says_why_and_shows_its_learning_curve(plane, page, tmp
     )
     assert cycle["verdict"] == "reject", cycle.get("error")
     log_in(page, plane.url, create_token(plane, "operator", "olga"))
+    # The overview has rendered (and the login field let go of the keyboard) before "3".
+    expect(page.locator(".card[data-task=money]")).to_be_visible()
     page.keyboard.press("3")
     page.click(f"tr[data-cycle='{cycle_id}']")
     expect(page.locator("#cycle-detail")).to_contain_text("Why it failed")
