@@ -18,15 +18,9 @@ LONG = "The quarterly report lists every invoice and payment in detail. " * 60  
 
 
 @pytest.fixture
-def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(
-        home, broker.bootstrap, extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)}
-    )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+def plane(model_plane: ControlPlaneProcess) -> ControlPlaneProcess:
+    """The shared control plane on the tiny Llama (tests/conftest.py)."""
+    return model_plane
 
 
 def test_a_cycle_on_long_inputs_reports_how_many_were_cut(plane, tmp_path):
