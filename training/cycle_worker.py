@@ -26,6 +26,7 @@ from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve
 from training.chat_format import PromptStyle, SequenceLengths, style_of, target_ids
 from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 from training.lora_recipe import (
+    ACTIVATION_CACHE_MB,
     LoRARecipe,
     run_training,
     select_training_examples,
@@ -33,6 +34,7 @@ from training.lora_recipe import (
 )
 from training.recipe_search import SearchPlan, Trial, TrialRunner, apply_tuned, search
 from training.scoring import aggregate, score
+from training.split_forward import ActivationCache
 
 MAX_EVAL_EXAMPLES = 400
 
@@ -85,6 +87,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     resolution = resolve(
         recipe, measure(tokenizer, style, examples, seed=recipe.seed), kind=task.kind
     )
+    # The trials and the candidate share the frozen layers' outputs: one lower pass per
+    # example for the whole cycle.
+    activations = ActivationCache(ACTIVATION_CACHE_MB * 2**20)
     settings, search_evidence = tune(
         resolution.recipe,
         SearchPlan.from_dict(job.get("search")),
@@ -97,6 +102,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             device=device,
             style=style,
             metric=task.metric,
+            activations=activations,
         ),
     )
     evidence = {
@@ -127,6 +133,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "search": {k: v for k, v in search_evidence.items() if k != "trials"},
         },
         progress=emit,
+        activations=activations,
     )
     scores = score_both(
         base_path,
@@ -196,10 +203,11 @@ def train_trial(
     device: Any,
     style: PromptStyle,
     metric: str,
+    activations: ActivationCache | None = None,
 ) -> Trial:
     """One search trial: train ``settings`` on ``fit`` (from the champion when there is one,
     as the cycle itself will), score the adapter on ``dev``, keep nothing on disk."""
-    recipe = LoRARecipe(settings, base_path, device)
+    recipe = LoRARecipe(settings, base_path, device, activations)
     recipe.setup(parent)
     report = recipe.train(
         fit,

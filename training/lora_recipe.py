@@ -36,7 +36,7 @@ from training.adapter_files import verify_adapter as verify_adapter  # re-export
 from training.auto_recipe import PAD_MULTIPLE, ResolvedRecipe, balanced_weights
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer, training_precision
-from training.split_forward import SplitForward
+from training.split_forward import ActivationCache, SplitForward
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
@@ -98,10 +98,19 @@ def select_training_examples(
 
 
 class LoRARecipe:
-    def __init__(self, settings: ResolvedRecipe, base_model: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        settings: ResolvedRecipe,
+        base_model: Path,
+        device: torch.device,
+        activations: ActivationCache | None = None,
+    ) -> None:
+        """``activations``: a cache shared with the other runs of a cycle (its search
+        trials), keyed by example id; by default each run has its own."""
         self.settings = settings
         self.base_model = base_model
         self.device = device
+        self.activations = activations
         self.model: Any = None
         self.tokenizer: Any = None
 
@@ -150,11 +159,23 @@ class LoRARecipe:
         precision = training_precision(self.device)
         # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
         scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
+        shared = self.activations is not None and all("id" in e for e in examples)
         split = (
-            SplitForward(self.model, cache_bytes=ACTIVATION_CACHE_MB * 2**20)
+            SplitForward(
+                self.model,
+                cache=self.activations if shared else ActivationCache(ACTIVATION_CACHE_MB * 2**20),
+                context=(
+                    str(self.base_model),
+                    s.max_seq_len,
+                    s.max_answer_tokens,
+                    s.input_truncation,
+                ),
+            )
             if SplitForward.applies_to(self.model)
             else None
         )
+        # A shared cache outlives this run: it knows examples by id, not by position here.
+        key_of = (lambda i: str(examples[i]["id"])) if shared else (lambda i: i)
         rng = random.Random(s.seed)
         draw = epoch_order(examples, balanced=s.class_balance == "balanced")
         order: list[int] = []
@@ -175,7 +196,7 @@ class LoRARecipe:
                 enabled=precision.autocast is not None,
             ):
                 if split is not None:
-                    loss = split.loss(keys, input_ids, labels, attention)
+                    loss = split.loss([key_of(i) for i in keys], input_ids, labels, attention)
                 else:
                     loss = self.model(
                         input_ids=input_ids, attention_mask=attention, labels=labels
@@ -299,8 +320,9 @@ def run_training(
     device: torch.device,
     metadata: dict[str, Any],
     progress: Progress | None = None,
+    activations: ActivationCache | None = None,
 ) -> tuple[str, Path, TrainingReport]:
-    recipe = LoRARecipe(settings, base_model, device)
+    recipe = LoRARecipe(settings, base_model, device, activations)
     recipe.setup(parent_adapter)
     report = recipe.train(examples, style, progress)
     adapter_id, path = recipe.save_adapter(

@@ -16,7 +16,7 @@ their layers in ``decoder.layers`` (the Llama family); other models take the pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,11 +48,51 @@ def first_trainable_layer(layers: Sequence[nn.Module]) -> int | None:
     return None
 
 
+class ActivationCache:
+    """Hidden states entering the first adapted layer, by example key, within a byte budget.
+
+    One cache can outlive a training run: a cycle's search trials and its candidate train the
+    same examples through the same frozen layers, so the lower pass is paid once per example
+    for the whole cycle, not once per run. ``bind`` empties it when what produced the states
+    (the split point, the base model, the sequence lengths) changes, so stale states are never
+    reused."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: dict[Hashable, torch.Tensor] = {}
+        self.bytes = 0
+        self.signature: Hashable = None
+
+    def bind(self, signature: Hashable) -> None:
+        if signature != self.signature:
+            self.entries.clear()
+            self.bytes = 0
+            self.signature = signature
+
+    def put(self, key: Hashable, states: torch.Tensor) -> bool:
+        """Keep ``states`` under ``key`` if the budget allows; False once it is full."""
+        size = states.numel() * states.element_size()
+        if self.bytes + size > self.max_bytes:
+            return False
+        self.entries[key] = states
+        self.bytes += size
+        return True
+
+
 class SplitForward:
     """Frozen lower layers once per example, adapted upper layers and a reply-only LM head
     every step."""
 
-    def __init__(self, model: Any, *, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        cache_bytes: int = 0,
+        cache: ActivationCache | None = None,
+        context: Hashable = None,
+    ) -> None:
+        """``cache`` (shared between runs) or a private one of ``cache_bytes``; ``context``
+        names what else decides the cached states (base model, sequence lengths)."""
         causal_lm = _causal_lm(model)
         self.decoder = causal_lm.get_decoder()
         self.lm_head = causal_lm.get_output_embeddings()
@@ -60,9 +100,21 @@ class SplitForward:
         self.split = first_trainable_layer(layers) or 0
         self.upper = nn.ModuleList(layers[self.split :])
         self.entry = layers[self.split] if self.split else None
-        self.cache: dict[int, torch.Tensor] = {}
-        self.cache_bytes = cache_bytes if self.split else 0
-        self.cached_bytes = 0
+        self.store = cache if cache is not None else ActivationCache(cache_bytes)
+        self.store.bind((self.split, context))
+
+    @property
+    def cache(self) -> dict[Hashable, torch.Tensor]:
+        return self.store.entries
+
+    @property
+    def cached_bytes(self) -> int:
+        return self.store.bytes
+
+    @property
+    def cache_bytes(self) -> int:
+        """The budget in use: none when the first layer is adapted (nothing to reuse)."""
+        return self.store.max_bytes if self.split else 0
 
     @staticmethod
     def applies_to(model: Any) -> bool:
@@ -76,7 +128,7 @@ class SplitForward:
 
     def loss(
         self,
-        keys: Sequence[int],
+        keys: Sequence[Hashable],
         input_ids: torch.Tensor,
         labels: torch.Tensor,
         attention: torch.Tensor,
@@ -92,7 +144,7 @@ class SplitForward:
         return nn.functional.cross_entropy(logits.float(), targets[predicting])
 
     def _entry_states(
-        self, keys: Sequence[int], input_ids: torch.Tensor, attention: torch.Tensor
+        self, keys: Sequence[Hashable], input_ids: torch.Tensor, attention: torch.Tensor
     ) -> torch.Tensor:
         """Hidden states entering the first adapted layer, [batch, width, hidden]."""
         missing = [row for row, key in enumerate(keys) if key not in self.cache]
@@ -132,7 +184,7 @@ class SplitForward:
 
     def _remember(
         self,
-        keys: Sequence[int],
+        keys: Sequence[Hashable],
         rows: list[int],
         fresh: torch.Tensor,
         attention: torch.Tensor,
@@ -141,12 +193,8 @@ class SplitForward:
             return
         for index, row in enumerate(rows):
             length = int(attention[row].sum())  # right padding: real tokens come first
-            states = fresh[index, :length].detach().clone()
-            size = states.numel() * states.element_size()
-            if self.cached_bytes + size > self.cache_bytes:
+            if not self.store.put(keys[row], fresh[index, :length].detach().clone()):
                 return
-            self.cache[keys[row]] = states
-            self.cached_bytes += size
 
     @contextmanager
     def _only_upper_layers(self) -> Iterator[None]:

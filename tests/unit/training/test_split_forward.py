@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.model_fixtures import tiny_recipe
 from training.chat_format import PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer
 from training.lora_recipe import LoRARecipe
-from training.split_forward import SplitForward
+from training.split_forward import ActivationCache, SplitForward
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
 TEXTS = [("send cash now " * (i + 1), "yes" if i % 2 else "no") for i in range(6)]
@@ -81,3 +82,54 @@ def test_models_outside_the_llama_family_take_the_plain_path(tiny_model_dir):
     assert SplitForward.applies_to(model)
     model.config.model_type = "gemma"  # scales inputs_embeds inside its forward
     assert not SplitForward.applies_to(model)
+
+
+def _train(tiny_model_dir, examples, activations=None) -> tuple[list[torch.Tensor], float]:
+    recipe = LoRARecipe(
+        tiny_recipe(top_layers=1, dropout=0.0, max_steps=4, batch_size=3, class_balance="none"),
+        tiny_model_dir,
+        torch.device("cpu"),
+        activations,
+    )
+    recipe.setup()
+    report = recipe.train(examples, STYLE)
+    return [p.detach().clone() for p in recipe.model.parameters() if p.requires_grad], (
+        report.last_loss
+    )
+
+
+def test_runs_of_one_cycle_share_the_lower_pass_and_train_the_same(tiny_model_dir, monkeypatch):
+    """A search trial fills the cache by example id; the next run (another subset, another
+    order) reuses it without one lower pass it has states for, and trains exactly as a run
+    with its own cache does."""
+    examples = [{"id": f"ex-{i}", "input": x, "output": y} for i, (x, y) in enumerate(TEXTS)]
+    shared = ActivationCache(2**24)
+    _train(tiny_model_dir, examples[:4], shared)  # a trial on the fit split
+    assert set(shared.entries) == {f"ex-{i}" for i in range(4)}
+
+    lower_rows: list[int] = []
+    original = SplitForward._lower_pass
+
+    def counting(self, input_ids, attention):
+        lower_rows.append(len(input_ids))
+        return original(self, input_ids, attention)
+
+    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    reordered = examples[::-1]
+    weights, loss = _train(tiny_model_dir, reordered, shared)
+    assert sum(lower_rows) == 2  # only ex-4 and ex-5 were new
+    monkeypatch.setattr(SplitForward, "_lower_pass", original)
+    alone_weights, alone_loss = _train(tiny_model_dir, reordered)
+    assert loss == pytest.approx(alone_loss, abs=1e-5)
+    for mine, theirs in zip(weights, alone_weights, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-5)
+
+
+def test_a_shared_cache_is_emptied_when_what_made_the_states_changes():
+    cache = ActivationCache(2**20)
+    cache.bind((6, ("base", 128)))
+    assert cache.put("ex-1", torch.zeros(4, 8))
+    cache.bind((6, ("base", 128)))
+    assert "ex-1" in cache.entries
+    cache.bind((6, ("base", 256)))  # another sequence length cuts inputs differently
+    assert not cache.entries and cache.bytes == 0
