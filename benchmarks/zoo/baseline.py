@@ -212,6 +212,15 @@ def score_uncut(
     return score(model, tokenizer, style, examples, lengths=lengths)
 
 
+def task_from_json(text: str) -> ZooTask:
+    """A ZooTask written with ``dataclasses.asdict`` (the task zoo hands its tasks over so)."""
+    import json
+
+    fields = json.loads(text)
+    labels = fields.get("labels")
+    return ZooTask(**{**fields, "labels": tuple(labels) if labels else None})
+
+
 class PeakRss:
     """This process's peak resident memory while the ``with`` block runs (sampled every
     0.1 s, and at both ends)."""
@@ -259,7 +268,10 @@ def main() -> None:
     from .datasets import load_task
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", help="a zoo task name, e.g. spam")
+    parser.add_argument("task", nargs="?", help="a zoo task name, e.g. spam")
+    parser.add_argument(
+        "--task-file", type=Path, default=None, help="a ZooTask as JSON instead of a name"
+    )
     parser.add_argument("--max-train", type=int, default=None, help="train on the first N only")
     parser.add_argument("--max-held-out", type=int, default=None, help="score the first N only")
     parser.add_argument("--epochs", type=float, default=DEFAULT_SETTINGS.epochs)
@@ -267,7 +279,12 @@ def main() -> None:
     home = Path(os.environ.get("FLYWHEEL_HOME", ".flywheel"))
     model_dir = resolve_base_model(os.environ.get("FLYWHEEL_BASE_MODEL"), home / "models")
     settings = dataclasses.replace(DEFAULT_SETTINGS, epochs=args.epochs)
-    task = load_task(args.task)
+    if args.task_file is not None:
+        task = task_from_json(args.task_file.read_text())
+    elif args.task:
+        task = load_task(args.task)
+    else:
+        parser.error("give a zoo task name or --task-file")
     task = dataclasses.replace(task, held_out=task.held_out[: args.max_held_out])
     result = run_baseline(task, model_dir, max_train=args.max_train, settings=settings)
     sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")

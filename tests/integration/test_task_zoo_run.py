@@ -1,0 +1,77 @@
+"""The task zoo benchmark's own run, on the tiny Llama and a made-up task: it drives the
+whole stack as a user would (task create, import, two cycles, evaluate), runs the baseline on
+the same examples, draws the learning curve, and its last line reports what the store holds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchmarks.zoo import ZooTask
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def money_task() -> ZooTask:
+    def example(i: int) -> dict[str, str]:
+        money = i % 3 == 0
+        text = "send cash to my account now" if money else "see you at lunch tomorrow"
+        return {"input": f"message {i}: {text}", "output": "yes" if money else "no"}
+
+    return ZooTask(
+        name="money",
+        kind="label",
+        labels=("yes", "no"),
+        instruction="Is this message about money?",
+        train=[example(i) for i in range(60)],
+        more=[example(i) for i in range(60, 90)],
+        held_out=[example(i) for i in range(200, 230)],
+        source="made up",
+    )
+
+
+@pytest.fixture
+def task_zoo(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import task_zoo
+
+    yield task_zoo
+    sys.modules.pop("task_zoo", None)
+    sys.modules.pop("_common", None)
+
+
+def test_a_zoo_run_reports_each_cycle_as_the_store_decided_it(task_zoo, tiny_model_dir, tmp_path):
+    home = tmp_path / "home"
+    stack = task_zoo.Stack(home, {"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})
+    png = tmp_path / "curve.png"
+    summary = task_zoo.run_zoo([money_task()], stack, cycles=2, curve_png=png, curve_sizes=(20, 60))
+
+    row = summary["tasks"]["money"]
+    assert summary["n_tasks"] == 1
+    assert {"kind", "metric", "base", "cycle1", "cycle1_ci_low", "cycle2", "baseline"} <= set(row)
+    assert row["kind"] == "label" and row["metric"] == "exact_match"
+    for key in ("base", "cycle1", "cycle2", "baseline"):
+        assert 0.0 <= row[key] <= 1.0, (key, row)
+    assert row["cycle_s"] > 0 and row["baseline_s"] > 0
+    assert row["baseline_detail"]["n_train"] == 60  # the same 60 examples Flywheel was given
+    promoted = row["cycle1_detail"]["verdict"] == "promote" and row["cycle1_ci_low"] > 0
+    assert summary["tasks_improved"] == int(promoted)
+
+    db = duckdb.connect(str(home / "flywheel.duckdb"), read_only=True)
+    verdicts = db.execute(
+        "SELECT verdict, adapter_id FROM cycles WHERE task = 'money' ORDER BY started_at"
+    ).fetchall()
+    examples = db.execute("SELECT count(*) FROM ground_truth WHERE task = 'money'").fetchone()
+    db.close()
+    assert [v for v, _ in verdicts] == [
+        row["cycle1_detail"]["verdict"],
+        row["cycle2_detail"]["verdict"],
+    ]
+    assert verdicts[0][1] == row["cycle1_detail"]["adapter_id"]
+    assert examples[0] == 90  # the 30 more arrived before cycle 2; held-out never did
+    assert png.stat().st_size > 10_000 and set(summary["curves"]["money"]) <= {"20", "60"}
