@@ -241,3 +241,18 @@ def test_the_scheduler_audits_only_collections_that_removed_something(db, tmp_pa
             always_audit=False,
         )
     assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+
+
+def test_a_task_file_sets_the_retention_period_and_tasks_keep_everything_by_default(tmp_path):
+    from schemas.task_file import TaskFileError, load_task_file
+
+    task_file = tmp_path / "task.yaml"
+    task_file.write_text(
+        "name: spam\nkind: label\nlabels: [spam, ham]\ninstruction: Spam?\n"
+        "retention:\n  raw_inference_days: 30\n"
+    )
+    assert load_task_file(task_file).retention.raw_inference_days == 30
+    assert SPAM.retention.raw_inference_days is None
+    task_file.write_text(task_file.read_text().replace("30", "0"))
+    with pytest.raises(TaskFileError, match=r"retention\.raw_inference_days"):
+        load_task_file(task_file)
