@@ -15,7 +15,9 @@ registry's paths at the new home, and ``flywheel up`` there starts from the copy
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from feedback.exceptions import FeedbackError
 from feedback.private_files import private_dir
 from feedback.store import connect, schema_version
 from services.errors import ServiceError
@@ -63,9 +66,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def prepare_backup_dir(target: Path, *, home: Path) -> HomePaths:
-    """Create ``target`` (0700) for a backup of ``home``: it must be an absolute path outside
-    the home, and new or empty."""
+def prepare_backup_dir(target: Path, *, home: Path, create: bool) -> HomePaths:
+    """Check ``target`` for a backup of ``home``: an absolute path outside the home, an empty
+    directory only this user can read (a backup holds every event and the token hashes).
+    With ``create`` (the CLI) it is made 0700 when absent; without (the API, which writes
+    wherever a caller names) it must exist already, so a request never creates directories."""
     if not target.is_absolute():
         raise BackupError(f"{target} is not an absolute path; give the backup directory in full")
     if target.resolve().is_relative_to(home.resolve()):
@@ -75,11 +80,26 @@ def prepare_backup_dir(target: Path, *, home: Path) -> HomePaths:
         )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BackupError(f"{target} is not an empty directory; back up into a new or empty one")
-    try:
-        private_dir(target)  # a backup holds every event and the token hashes
-    except Exception as error:
-        raise BackupError(str(error)) from error
+    if create:
+        try:
+            private_dir(target)
+        except FeedbackError as error:
+            raise BackupError(str(error)) from error
+    elif not target.exists():
+        raise BackupError(f"{target} does not exist; create it first: mkdir -m 700 {target}")
+    else:
+        _refuse_shared(target)
     return HomePaths(target)
+
+
+def _refuse_shared(target: Path) -> None:
+    info = target.stat()
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise BackupError(
+            f"{target} is not private to the control plane's user (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); a backup holds every event and the token "
+            f"hashes: chown it to that user and chmod 700 {target}"
+        )
 
 
 def finish_backup(

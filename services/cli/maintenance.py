@@ -84,13 +84,14 @@ def backup(
 ) -> None:
     """Copy the store, adapters, snapshots and spool while the control plane runs (through
     it: ingest carries on), or directly when it is stopped."""
-    from services.backup import BackupError
+    from services.backup import BackupError, prepare_backup_dir
 
     os.umask(PRIVATE_UMASK)  # a backup holds every event and the token hashes: 0600 files
     settings = load_settings()
     target = directory.expanduser().resolve()
     client = ControlPlaneClient.discover(settings)
     try:
+        prepare_backup_dir(target, home=settings.home, create=True)
         if client is not None:
             manifest = client.post(
                 "/v1/backup", {"directory": str(target)}, timeout_s=BACKUP_TIMEOUT_S
@@ -114,11 +115,11 @@ def backup(
 def _backup_here(settings: Settings, target: Path) -> dict[str, Any]:
     """With the control plane stopped: the same steps on a read-only connection."""
     from feedback.store_copy import copy_store
-    from services.backup import HomePaths, finish_backup, prepare_backup_dir, utcnow
+    from services.backup import HomePaths, finish_backup, utcnow
     from training.registry import audit
 
     started = utcnow()
-    backup_paths = prepare_backup_dir(target, home=settings.home)
+    backup_paths = HomePaths(target)  # checked and created by the caller
     with open_store(settings, read_only=True) as connection:
         rows = copy_store(connection, backup_paths.db)
     manifest = finish_backup(

@@ -63,7 +63,9 @@ class Maintenance:
         lists, off the event loop; audited as ``backup``. Raises BackupError."""
         async with self._lock:
             started = utcnow()
-            backup = await asyncio.to_thread(prepare_backup_dir, target, home=self.paths.home)
+            backup = await asyncio.to_thread(
+                prepare_backup_dir, target, home=self.paths.home, create=False
+            )
             rows = await self.store.call(copy_store, backup.db)
             manifest = await asyncio.to_thread(
                 finish_backup, backup, source=self.paths, started_at=started, rows=rows

@@ -85,19 +85,35 @@ def test_online_backup_under_load_restores_every_event_stored_before_it(control_
         assert restored.stop() == 0
 
 
-def test_backup_needs_an_admin_and_a_new_directory_outside_the_home(control_plane, tmp_path):
+def test_backup_api_needs_an_admin_and_an_empty_private_directory(control_plane, tmp_path):
+    """The API writes where a caller says, so it only fills a directory that exists, is
+    empty, lies outside the home and only the control plane's user can read."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
     operator = create_token(control_plane, "operator")
-    refused = control_plane.post("/v1/backup", {"directory": str(tmp_path / "b")}, operator)
+    refused = control_plane.post("/v1/backup", {"directory": str(private)}, operator)
     assert refused.status_code == 403
-    (tmp_path / "used").mkdir()
-    (tmp_path / "used" / "keep.txt").write_text("not a backup")
-    used = control_plane.post("/v1/backup", {"directory": str(tmp_path / "used")})
-    assert used.status_code == 409 and "not an empty directory" in used.json()["detail"]
-    inside = control_plane.post("/v1/backup", {"directory": str(control_plane.home / "bk")})
-    assert inside.status_code == 409 and "inside FLYWHEEL_HOME" in inside.json()["detail"]
-    relative = control_plane.post("/v1/backup", {"directory": "backups/today"})
-    assert relative.status_code == 409 and "absolute path" in relative.json()["detail"]
-    assert (tmp_path / "used" / "keep.txt").read_text() == "not a backup"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    used = tmp_path / "used"
+    used.mkdir(mode=0o700)
+    (used / "keep.txt").write_text("not a backup")
+    for directory, reason in (
+        (tmp_path / "missing", "does not exist; create it first"),
+        (shared, "not private"),
+        (used, "not an empty directory"),
+        (control_plane.home / "bk", "inside FLYWHEEL_HOME"),
+        (Path("backups/today"), "absolute path"),
+    ):
+        answer = control_plane.post("/v1/backup", {"directory": str(directory)})
+        assert answer.status_code == 409 and reason in answer.json()["detail"], answer.text
+    assert not (tmp_path / "missing").exists() and list(shared.iterdir()) == []
+    assert (used / "keep.txt").read_text() == "not a backup"
+
+    made = control_plane.post("/v1/backup", {"directory": str(private)})
+    assert made.status_code == 200, made.text
+    assert (private / "manifest.json").is_file() and (private / "flywheel.duckdb").is_file()
 
 
 def seeded_home(root: Path) -> tuple[Path, str]:

@@ -25,8 +25,8 @@ class Backup(BaseModel):
     directory: Annotated[
         str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL_PATTERN)
     ] = Field(
-        description="Absolute path, on the control plane's machine, of a new or empty "
-        "directory outside FLYWHEEL_HOME."
+        description="Absolute path, on the control plane's machine, of an existing empty "
+        "directory outside FLYWHEEL_HOME, private to the control plane's user (mode 0700)."
     )
 
 
