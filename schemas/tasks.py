@@ -72,6 +72,22 @@ class GatePolicy(BaseModel):
     )
 
 
+class RetentionPolicy(BaseModel):
+    """How long the store keeps what never became ground truth; ``flywheel gc`` (and the
+    scheduler, hourly) deletes it once it is older than this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    raw_inference_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36_500,
+        description="Delete inference events (with their feedback, review items and rejected "
+        "events of the task) this many days after they were stored, unless they became ground "
+        "truth or training data. None: keep them forever.",
+    )
+
+
 Auto = Literal["auto"]
 """A setting worked out from the training data at each cycle (``training/auto_recipe.py``)."""
 
@@ -175,6 +191,7 @@ class TaskDefinition(BaseModel):
     triggers: Triggers = Triggers()
     gate: GatePolicy = GatePolicy()
     training: TrainingRecipe = TrainingRecipe()
+    retention: RetentionPolicy = RetentionPolicy()
 
     @model_validator(mode="after")
     def _labels_match_kind(self) -> TaskDefinition:

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=15.0, gt=0, description="How often the scheduler checks the tasks' triggers."
     )
+    gc_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the scheduler deletes expired raw events and unneeded adapters.",
+    )
     cycle_lease_s: float = Field(
         default=120.0, gt=5, description="A cycle whose runner is silent this long is failed."
     )

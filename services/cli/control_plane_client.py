@@ -45,8 +45,10 @@ class ControlPlaneClient:
     def get(self, path: str) -> Any:
         return _answer(self._http.get(path))
 
-    def post(self, path: str, body: Any) -> Any:
-        return _answer(self._http.post(path, json=body))
+    def post(self, path: str, body: Any, *, timeout_s: float | None = None) -> Any:
+        """POST ``body``; ``timeout_s`` overrides the 30 s default for long calls (a backup)."""
+        timeout = self._http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        return _answer(self._http.post(path, json=body, timeout=timeout))
 
 
 def _answer(response: httpx.Response) -> Any:

@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from services.cli import console as console_commands
-from services.cli import learning
+from services.cli import learning, maintenance
 from services.cli.home import open_private_home
 from services.cli.local_store import fail, load_settings
 from services.settings import Settings
@@ -36,6 +36,8 @@ for command in (learning.promote, learning.approve, learning.reject, learning.ro
 app.command("eval")(learning.evaluate)
 app.command()(console_commands.quality)
 app.command()(console_commands.audit)
+for command in (maintenance.gc, maintenance.backup, maintenance.restore):
+    app.command()(command)
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 

@@ -22,6 +22,7 @@ from services.broker import EmbeddedBroker
 from services.control_plane.api.main import create_app
 from services.control_plane.cycle_runner import CyclePaths, CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.maintenance import Maintenance
 from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
@@ -122,6 +123,10 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         log.warning("cycles interrupted by the last shutdown marked failed: %s", recovered)
     state.scheduler = RetrainingScheduler(
         store=store, runner=state.cycles, interval_s=settings.scheduler_interval_s
+    )
+    state.maintenance = Maintenance(store=store, home=settings.home)
+    state.scheduler.add_housekeeping(
+        state.maintenance.scheduled_collection, interval_s=settings.gc_interval_s
     )
     server = loop_server(
         create_app(state),

@@ -8,6 +8,7 @@ lease guarantees at most one cycle per task, so a trigger firing twice is harmle
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -32,6 +33,12 @@ class RetrainingScheduler:
             id="count-triggers",
             max_instances=1,
             coalesce=True,
+        )
+
+    def add_housekeeping(self, job: Callable[[], Awaitable[None]], *, interval_s: float) -> None:
+        """Also run ``job`` (garbage collection) every ``interval_s``, first after one interval."""
+        self._scheduler.add_job(
+            job, "interval", seconds=interval_s, id="housekeeping", max_instances=1, coalesce=True
         )
 
     def start(self) -> None:

@@ -44,6 +44,8 @@ CONTROL_PLANE = {
     ("GET", "/v1/tasks/{name}/drift"): {"operator"},
     ("GET", "/v1/audit"): {"operator"},
     ("POST", "/v1/alerts"): {"server"},  # an app token cannot write into the audit log
+    ("POST", "/v1/gc"): {"operator"},
+    ("POST", "/v1/backup"): set(),  # the control plane writes where it is told: admin only
 }
 INFERENCE_SERVER = {
     ("POST", "/v1/generate"): {"app"},

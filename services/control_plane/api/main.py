@@ -9,6 +9,7 @@ from services.control_plane.api.routes import (
     console,
     events,
     learning,
+    maintenance,
     review,
     status,
     tokens,
@@ -26,4 +27,5 @@ def create_app(state: ControlPlaneState) -> FastAPI:
     app.include_router(review.router)
     app.include_router(console.router)
     app.include_router(alerts.router)
+    app.include_router(maintenance.router)
     return app
