@@ -30,6 +30,11 @@ MIN_AUTO_STEPS = 30
 decay, fewer barely move the adapter."""
 MAX_AUTO_STEPS = 150
 """Bounds a cycle's training to a few minutes on two CPU cores for the 135M default model."""
+TRAIN_TOKEN_BUDGET = 150 * 8 * 128
+"""Cap on automatic steps x batch x max_seq_len: a step's cost grows with its length
+(measured here on SmolLM2-135M, two cores: 0.9 s at 64 tokens, 1.4 s at 128, 2.6 s at 256,
+3.9 s at 384 per step of 8), so long-input tasks take fewer, longer steps and a cycle's
+training stays near what 150 steps of 128 tokens cost (50 steps at 384)."""
 SEQ_LEN_COVERAGE = 0.95
 """Share of training examples whose whole input fits in the automatic sequence length."""
 MAX_AUTO_SEQ_LEN = 384
@@ -146,7 +151,7 @@ def resolve(recipe: TrainingRecipe, stats: DataStats, *, kind: str) -> Resolutio
     """Every ``auto`` of ``recipe`` worked out from ``stats``; values the task sets are kept."""
     answer = _answer_tokens(recipe, stats, kind)
     seq_len = _seq_len(recipe, stats, answer)
-    epochs, steps = _schedule(recipe, stats.examples)
+    epochs, steps = _schedule(recipe, stats.examples, seq_len)
     balance = recipe.class_balance
     if balance == "auto":
         balance = "balanced" if kind == "label" else "none"
@@ -202,10 +207,15 @@ def _seq_len(recipe: TrainingRecipe, stats: DataStats, answer: int) -> int:
     return max(min(wanted, MAX_AUTO_SEQ_LEN), floor)
 
 
-def _schedule(recipe: TrainingRecipe, examples: int) -> tuple[float, int]:
+def _schedule(recipe: TrainingRecipe, examples: int, seq_len: int) -> tuple[float, int]:
     """(epochs, steps): AUTO_EPOCHS passes over the examples, at least MIN_AUTO_STEPS and at
-    most MAX_AUTO_STEPS steps; a given epochs or max_steps replaces its automatic value."""
-    cap = MAX_AUTO_STEPS if recipe.max_steps == "auto" else int(recipe.max_steps)
+    most MAX_AUTO_STEPS steps, and no more than TRAIN_TOKEN_BUDGET allows at ``seq_len``;
+    a given epochs or max_steps replaces its automatic value."""
+    if recipe.max_steps == "auto":
+        budget = TRAIN_TOKEN_BUDGET // (recipe.batch_size * seq_len)
+        cap = max(MIN_AUTO_STEPS, min(MAX_AUTO_STEPS, budget))
+    else:
+        cap = int(recipe.max_steps)
     per_epoch = max(1, examples) / recipe.batch_size
     if recipe.epochs == "auto":
         steps = min(cap, max(MIN_AUTO_STEPS, math.ceil(AUTO_EPOCHS * per_epoch)))

@@ -16,6 +16,7 @@ from training.auto_recipe import (
     MAX_AUTO_SEQ_LEN,
     MAX_AUTO_STEPS,
     MIN_AUTO_STEPS,
+    TRAIN_TOKEN_BUDGET,
     DataStats,
     measure,
     resolve,
@@ -73,6 +74,16 @@ def test_steps_come_from_the_number_of_examples(examples, steps):
     resolved = resolve(AUTO, DataStats(examples, (50,), (3,)), kind="label").recipe
     assert resolved.steps == steps
     assert resolved.epochs == pytest.approx(steps * 8 / examples, rel=1e-2)
+
+
+@pytest.mark.parametrize(("prompt_tokens", "steps"), [(50, 150), (250, 75), (2000, 50)])
+def test_long_inputs_take_fewer_steps_within_the_token_budget(prompt_tokens, steps):
+    resolved = resolve(AUTO, stats([prompt_tokens] * 400), kind="label").recipe
+    assert resolved.steps == steps
+    assert resolved.steps * resolved.batch_size * resolved.max_seq_len <= TRAIN_TOKEN_BUDGET
+    # steps or epochs a task gives are its own, budget or not
+    given = TrainingRecipe(max_steps=120)
+    assert resolve(given, stats([2000] * 400), kind="label").recipe.steps == 120
 
 
 def test_values_a_task_sets_are_kept_and_the_rest_is_automatic():
