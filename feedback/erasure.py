@@ -125,10 +125,14 @@ def _rejections(
 ) -> set[str]:
     """Dead-letter rows holding an erased event, feedback on an erased inference, or (for a
     metadata selector) a rejected inference carrying the same metadata pair."""
-    key, value = selector.metadata or (None, None)
+    parameters: list[Any] = [sorted(matches.event_ids()), sorted(matches.inference_ids)]
+    same_metadata = "FALSE"
+    if selector.metadata is not None:
+        same_metadata = "json_extract_string(payload, ['metadata', ?])[1] = ?"
+        parameters += list(selector.metadata)
     return _column(
         connection,
-        """
+        f"""
         WITH rows AS (
             SELECT rejection_id, event_id, try(json(try(decode(raw)))) AS payload
             FROM rejected_events
@@ -136,10 +140,9 @@ def _rejections(
         SELECT rejection_id FROM rows
         WHERE event_id IN (SELECT unnest(?::VARCHAR[]))
            OR json_extract_string(payload, '$.inference_id') IN (SELECT unnest(?::VARCHAR[]))
-           OR (?::VARCHAR IS NOT NULL
-               AND json_extract_string(payload, ['metadata', ?])[1] = ?)
+           OR {same_metadata}
         """,
-        [sorted(matches.event_ids()), sorted(matches.inference_ids), key, key, value],
+        parameters,
     )
 
 
