@@ -20,7 +20,7 @@ from feedback.erasure import Selector, SelectorError
 from services.cli.local_store import fail, load_settings, via_api_or_store
 from training.forget import forget as forget_in_store
 
-console = Console()
+console = Console(soft_wrap=True)  # one line per fact, whatever the width
 
 
 def forget(
@@ -62,7 +62,7 @@ def forget(
             cycles_dir=settings.cycles_dir,
         )
         compact(connection, settings.db_path)
-        return {**report.as_dict(), "retraining_started": []}
+        return report.as_dict()  # no retraining_waiting: nothing runs cycles now
 
     report = via_api_or_store(
         settings, api=lambda client: client.post("/v1/erasures", _body(selector)), local=local
@@ -102,6 +102,9 @@ def _outcome_line(outcome: dict[str, Any], report: dict[str, Any]) -> str:
     head = f"champion {outcome['tainted_champion']} learned from erased data; "
     if outcome["action"] == "rolled_back":
         return head + f"rolled back to {outcome['new_champion'] or 'the base model'}"
-    if report.get("retraining_started"):
-        return head + "a retraining cycle started (flywheel cycle list)"
-    return head + ("retraining is owed: the control plane starts it when it runs (flywheel up)")
+    waiting = report.get("retraining_waiting")
+    if waiting is None:
+        return head + "retraining is owed: the control plane starts it when it runs (flywheel up)"
+    if outcome["task"] in waiting:
+        return head + "retraining starts when the task's running cycle ends"
+    return head + "a retraining cycle started (flywheel cycle list)"

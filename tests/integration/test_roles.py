@@ -44,6 +44,7 @@ CONTROL_PLANE = {
     ("GET", "/v1/tasks/{name}/drift"): {"operator"},
     ("GET", "/v1/audit"): {"operator"},
     ("POST", "/v1/alerts"): {"server"},  # an app token cannot write into the audit log
+    ("POST", "/v1/erasures"): {"operator"},
 }
 INFERENCE_SERVER = {
     ("POST", "/v1/generate"): {"app"},

@@ -21,6 +21,7 @@ from services.control_plane.api.deps import Operator, State
 from services.control_plane.erasure_retrains import start_owed_retrains
 from services.control_plane.state import ControlPlaneState
 from training.forget import forget
+from training.taint import pending_retrains
 
 router = APIRouter(tags=["erasure"])
 
@@ -73,9 +74,9 @@ async def post_erasure(body: ErasureRequest, state: State, who: Operator) -> dic
     await state.store.reopen_after(compact)
     for message in report.promotions():
         await _publish(state, message)
-    answer = report.as_dict()
-    answer["retraining_started"] = await start_owed_retrains(state.store, state.cycles)
-    return answer
+    await start_owed_retrains(state.store, state.cycles)  # or the scheduler beat us to it
+    # Tasks whose retraining still waits: their previous cycle is running.
+    return {**report.as_dict(), "retraining_waiting": await state.store.call(pending_retrains)}
 
 
 async def _publish(state: ControlPlaneState, message: dict[str, Any]) -> None:
