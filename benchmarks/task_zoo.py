@@ -8,7 +8,7 @@ Needs `make zoo-data`. For every task (``benchmarks/zoo``: 400 training examples
 broker, ingest, DuckDB, training worker, gate): ``flywheel task create`` with the default
 definition (only name, kind, labels and instruction differ, gate mode auto),
 ``flywheel import`` of the 400, ``flywheel cycle run --wait``; then the same with the 200 more
-(a warm-started second cycle). ``flywheel evaluate`` scores the base model and each champion on
+(a warm-started second cycle). ``flywheel eval`` scores the base model and each champion on
 the held-out examples, which never reach Flywheel. The baseline (``benchmarks/zoo/baseline``:
 transformers ``Trainer`` + peft LoRA r16/alpha 32 on every projection, lr 2e-4, 3 epochs, whole
 sequences) trains on the same 400 examples, in its own process.
@@ -53,6 +53,7 @@ class Stack:
         """A fresh ``home`` (by default a temporary one sharing ./.flywheel's converted base
         model); ``env`` adds settings (a test gives the tiny model as FLYWHEEL_BASE_MODEL)."""
         self.home = home or temporary_home("flywheel-zoo-")
+        self.home.mkdir(parents=True, exist_ok=True)
         api_port = free_port()
         self.url = f"http://127.0.0.1:{api_port}"
         self.env = {
@@ -170,11 +171,11 @@ def run_cycle(stack: Stack, name: str, rss: PeakRss) -> dict[str, Any]:
 
 
 def held_out(stack: Stack, name: str, task: ZooTask, adapter: str) -> float:
-    """``flywheel evaluate`` on the held-out examples: what the user's app would get."""
+    """``flywheel eval`` on the held-out examples: what the user's app would get."""
     path = stack.home / f"{name}-held-out.jsonl"
     if not path.exists():
         path.write_text("".join(json.dumps(e) + "\n" for e in task.held_out))
-    out = stack.cli("evaluate", name, "--data", str(path), "--adapter", adapter, "--json")
+    out = stack.cli("eval", name, "--data", str(path), "--adapter", adapter, "--json")
     return round(float(json.loads(out.strip().splitlines()[-1])[task.metric]), 4)
 
 

@@ -216,4 +216,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE api_tokens_unique_names RENAME TO api_tokens;
         """,
     ),
+    (
+        5,
+        "erasure: keyed hashes of erased ids, tainted adapters, retraining owed to an erasure",
+        """
+        -- The key of the erased-id hashes (feedback.erased_ids): made on the first erasure.
+        CREATE TABLE erasure_keys (
+            key         VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL
+        );
+        -- What is left of an erased event: a keyed hash of its id, so a replay is refused.
+        CREATE TABLE erased_events (
+            id_hash    VARCHAR PRIMARY KEY,
+            erased_at  TIMESTAMP NOT NULL
+        );
+        -- Adapters trained or evaluated on erased data (or warm-started from one that was).
+        CREATE TABLE adapter_taints (
+            adapter_id  VARCHAR PRIMARY KEY,
+            tainted_at  TIMESTAMP NOT NULL,
+            erasure_id  VARCHAR NOT NULL
+        );
+        -- Tasks whose tainted champion waits for a retraining cycle (erasure policy retrain).
+        CREATE TABLE pending_retrains (
+            task          VARCHAR PRIMARY KEY,
+            requested_at  TIMESTAMP NOT NULL,
+            erasure_id    VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]

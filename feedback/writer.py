@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 from pydantic_core import to_json
 
+from feedback.erased_ids import erased_among, without_erased
 from schemas import MAX_EVENT_BYTES, CorrectionEvent, EventEnvelope, FeedbackEvent, InferenceEvent
 from schemas.validation import decode_json, printable
 
@@ -133,6 +134,8 @@ class WriteResult:
     stored: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     rejected: int = 0
+    erased: int = 0
+    """Events (and rejections) refused because ``flywheel forget`` erased their id."""
 
 
 def dedupe(events: Iterable[EventEnvelope]) -> list[EventEnvelope]:
@@ -148,10 +151,16 @@ def write_batch(
     events: Sequence[EventEnvelope],
     rejections: Sequence[Rejection] = (),
 ) -> WriteResult:
-    """Store a batch in one transaction; returns what was new."""
+    """Store a batch in one transaction; returns what was new. Events erased before (a
+    Kafka replay, a spool re-sent) are refused, not stored."""
     now = datetime.now(UTC).replace(tzinfo=None)
     unique = dedupe(events)
     result = WriteResult(duplicates=len(events) - len(unique))
+    unique, result.erased = without_erased(connection, unique)
+    erased_rejections = erased_among(connection, (r.event_id for r in rejections if r.event_id))
+    if erased_rejections:
+        result.erased += sum(r.event_id in erased_rejections for r in rejections)
+        rejections = [r for r in rejections if r.event_id not in erased_rejections]
     by_table: dict[str, list[tuple]] = {}
     for event in unique:
         by_table.setdefault(TABLE_OF_TYPE[event.type], []).append(_row(event, now))

@@ -192,6 +192,12 @@ class TaskDefinition(BaseModel):
     gate: GatePolicy = GatePolicy()
     training: TrainingRecipe = TrainingRecipe()
     retention: RetentionPolicy = RetentionPolicy()
+    erasure_policy: Literal["retrain", "rollback"] = Field(
+        default="retrain",
+        description="When `flywheel forget` erases data the champion learned from: retrain "
+        "without it and go through the gate as usual, or roll back at once to the newest "
+        "adapter that never saw it (or the base model).",
+    )
 
     @model_validator(mode="after")
     def _labels_match_kind(self) -> TaskDefinition:

@@ -118,9 +118,10 @@ def list_adapters(
     rows = connection.execute(
         """
         SELECT a.adapter_id, a.task, a.parent_adapter, a.snapshot_id, a.created_at, a.metadata,
-               (c.adapter_id IS NOT NULL) AS is_champion
+               (c.adapter_id IS NOT NULL) AS is_champion, (t.adapter_id IS NOT NULL) AS tainted
         FROM adapters a
         LEFT JOIN champion_history c ON c.adapter_id = a.adapter_id AND c.until IS NULL
+        LEFT JOIN adapter_taints t ON t.adapter_id = a.adapter_id
         WHERE ? IS NULL OR a.task = ?
         ORDER BY a.created_at
         """,
@@ -135,6 +136,7 @@ def list_adapters(
             "created_at": r[4].isoformat(),
             "metrics": json.loads(r[5]).get("eval", {}),
             "champion": bool(r[6]),
+            "tainted": bool(r[7]),  # learned from erased data (training.taint)
         }
         for r in rows
     ]

@@ -390,7 +390,8 @@ def cycle_list(task: Annotated[str | None, typer.Option(help="Only this task.")]
 
 @adapters_app.command("list")
 def adapters_list(task: Annotated[str | None, typer.Option(help="Only this task.")] = None) -> None:
-    """Adapters with their lineage and eval metrics; * marks champions."""
+    """Adapters with their lineage and eval metrics; * marks champions, ! adapters that
+    learned from erased data (tainted)."""
     adapters = via_api_or_store(
         load_settings(),
         api=lambda c: c.get("/v1/adapters" + (f"?task={task}" if task else "")),
@@ -401,7 +402,7 @@ def adapters_list(task: Annotated[str | None, typer.Option(help="Only this task.
     for a in adapters:
         parent = a["parent_adapter"] or "base"
         table.add_row(
-            "*" if a["champion"] else "",
+            ("*" if a["champion"] else "") + ("!" if a.get("tainted") else ""),
             a["adapter_id"],
             a["task"],
             parent,

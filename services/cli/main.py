@@ -14,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from services.cli import console as console_commands
+from services.cli import forget as forget_command
 from services.cli import learning, maintenance
 from services.cli.home import open_private_home
 from services.cli.local_store import fail, load_settings
@@ -38,6 +39,7 @@ app.command()(console_commands.quality)
 app.command()(console_commands.audit)
 for command in (maintenance.gc, maintenance.backup, maintenance.restore):
     app.command()(command)
+app.command()(forget_command.forget)
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 

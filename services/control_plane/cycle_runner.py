@@ -33,7 +33,8 @@ from training.cycle_records import decided_cycles, start_cycle, update_cycle
 from training.diagnosis import diagnose
 from training.promotion_gate import GateDecision, decide
 from training.recipe_search import past_cycle, plan_search
-from training.registry import AdapterRefusedError, champion, get_adapter
+from training.registry import AdapterRefusedError, get_adapter
+from training.taint import training_parent
 from training.task_records import get_task
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,9 @@ class CycleRunner:
             await self.store.call(update_cycle, cycle_id, state="failed", error=str(error))
 
     async def _run_steps(self, cycle_id: str, task: TaskDefinition) -> None:
-        champion_id = await self.store.call(champion, task.name)
+        # A champion that learned from erased data is neither warm-started from nor gated
+        # against: its newest untainted ancestor (or the base model) is (training.taint).
+        champion_id = await self.store.call(training_parent, task.name)
         champion_record = champion_id and await self.store.call(get_adapter, champion_id)
         baseline = champion_record.snapshot_id if champion_record else None
         snapshot = await self.store.call(

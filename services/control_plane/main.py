@@ -90,6 +90,7 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
         max_batch_events=settings.max_batch_events,
         review_lease_s=settings.review_lease_s,
         review_low_confidence=settings.review_low_confidence,
+        spool_dir=settings.spool_dir,
         auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
     )
     state.principals = await store.call(load_principals)

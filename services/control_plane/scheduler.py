@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from feedback.snapshots import new_ground_truth_since_last_snapshot
 from services.control_plane.cycle_runner import CycleRunner
+from services.control_plane.erasure_retrains import start_owed_retrains
 from services.control_plane.store_worker import StoreWorker
 from training.task_records import list_tasks
 
@@ -64,8 +65,9 @@ class RetrainingScheduler:
                 )
 
     async def check_triggers(self) -> list[str]:
-        """Start a cycle for every task whose count trigger is met; returns the cycle ids."""
-        started = []
+        """Start a cycle for every task whose count trigger is met, or that an erasure owes
+        one (``erasure_retrains``); returns the cycle ids."""
+        started = await start_owed_retrains(self.store, self.runner)
         for task in await self.store.call(list_tasks):
             threshold = task.triggers.min_new_examples
             if threshold is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
@@ -30,3 +31,5 @@ class ControlPlaneState:
     principals: dict[str, Principal] = field(default_factory=dict)
     review_lease_s: float = 300.0
     review_low_confidence: float = -0.7
+    spool_dir: Path | None = None
+    """FLYWHEEL_HOME/spool: the inference servers' spools, which an erasure scrubs."""

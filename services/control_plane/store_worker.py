@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,9 +35,26 @@ class StoreWorker:
         if self._connection is None:
             raise RuntimeError("store is not open")
         loop = asyncio.get_running_loop()
+        # The connection is read on the store thread, not here: a call queued behind
+        # ``reopen_after`` gets the reopened connection.
         return await loop.run_in_executor(
-            self._executor, partial(fn, self._connection, *args, **kwargs)
+            self._executor, lambda: fn(self._connection, *args, **kwargs)
         )
+
+    async def reopen_after(self, fn: Callable[[duckdb.DuckDBPyConnection, Path], None]) -> None:
+        """Run ``fn(connection, path)`` on the store thread, then open the file again: ``fn``
+        closes the connection and may put a new file in its place (``feedback.compaction``)."""
+        if self._connection is None:
+            raise RuntimeError("store is not open")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._reopen_after, fn)
+
+    def _reopen_after(self, fn: Callable[[duckdb.DuckDBPyConnection, Path], None]) -> None:
+        assert self._connection is not None
+        try:
+            fn(self._connection, self.path)
+        finally:
+            self._connection.close()
+            self._connection = connect(self.path)
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

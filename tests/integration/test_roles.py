@@ -46,6 +46,7 @@ CONTROL_PLANE = {
     ("POST", "/v1/alerts"): {"server"},  # an app token cannot write into the audit log
     ("POST", "/v1/gc"): {"operator"},
     ("POST", "/v1/backup"): set(),  # the control plane writes where it is told: admin only
+    ("POST", "/v1/erasures"): {"operator"},
 }
 INFERENCE_SERVER = {
     ("POST", "/v1/generate"): {"app"},

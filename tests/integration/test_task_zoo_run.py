@@ -1,6 +1,6 @@
 """The task zoo benchmark's own run, on the tiny Llama and a made-up task: it drives the
 whole stack as a user would (task create, import, two cycles, evaluate), runs the baseline on
-the same examples, draws the learning curve, and its last line reports what the store holds."""
+the same examples, and its summary reports what the store holds; the learning curve is drawn."""
 
 from __future__ import annotations
 
@@ -74,4 +74,13 @@ def test_a_zoo_run_reports_each_cycle_as_the_store_decided_it(task_zoo, tiny_mod
     ]
     assert verdicts[0][1] == row["cycle1_detail"]["adapter_id"]
     assert examples[0] == 90  # the 30 more arrived before cycle 2; held-out never did
-    assert png.stat().st_size > 10_000 and set(summary["curves"]["money"]) <= {"20", "60"}
+
+
+def test_the_learning_curve_is_drawn_per_task_with_the_base_model_beside_it(task_zoo, tmp_path):
+    png = tmp_path / "curve.png"
+    task_zoo.draw_curves(
+        {"spam": {50: 0.7, 100: 0.8, 400: 0.9}, "faq": {50: 0.2, 100: 0.25}},
+        {"spam": 0.6, "faq": 0.1},
+        png,
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.control_plane.api.routes import (
     alerts,
     console,
+    erasure,
     events,
     learning,
     maintenance,
@@ -28,4 +29,5 @@ def create_app(state: ControlPlaneState) -> FastAPI:
     app.include_router(console.router)
     app.include_router(alerts.router)
     app.include_router(maintenance.router)
+    app.include_router(erasure.router)
     return app
