@@ -244,4 +244,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "erasure: the snapshots each erasure cut, so a cycle already training on one is caught",
+        """
+        -- A cycle that took its snapshot before an erasure trains on the erased examples;
+        -- its candidate is tainted when it arrives (training.taint.taint_on_arrival).
+        CREATE TABLE erased_snapshots (
+            snapshot_id  VARCHAR NOT NULL,
+            erasure_id   VARCHAR NOT NULL,
+            erased_at    TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_id, erasure_id)
+        );
+        """,
+    ),
 ]

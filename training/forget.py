@@ -39,7 +39,12 @@ from feedback.snapshot_erasure import forget_lineage, rewrite_snapshot_files, sn
 from feedback.spool_erasure import scrub_spools, spooled_match
 from training.cycle_erasure import scrub_cycle_records
 from training.registry import audit, transaction
-from training.taint import PolicyOutcome, apply_policies, taint_adapters
+from training.taint import (
+    PolicyOutcome,
+    apply_policies,
+    remember_erased_snapshots,
+    taint_adapters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,7 @@ def forget(
         forget_lineage(connection, holding, matches.inference_ids)
         remember_erased(connection, matches.event_ids() | spooled)
         tainted = taint_adapters(connection, sorted(holding), erasure_id=erasure_id)
+        remember_erased_snapshots(connection, sorted(holding), erasure_id=erasure_id)
         outcomes = apply_policies(connection, erasure_id=erasure_id, actor=actor)
         report = ErasureReport(
             erasure_id=erasure_id,

@@ -74,6 +74,46 @@ def taint_adapters(
     return ids
 
 
+def remember_erased_snapshots(
+    connection: duckdb.DuckDBPyConnection, snapshot_ids: list[str], *, erasure_id: str
+) -> None:
+    """Record that ``erasure_id`` cut examples from ``snapshot_ids``: a candidate trained on
+    one of them and registered later (its cycle was running) is tainted on arrival."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for snapshot_id in snapshot_ids:
+        connection.execute(
+            "INSERT OR IGNORE INTO erased_snapshots VALUES (?, ?, ?)",
+            [snapshot_id, erasure_id, now],
+        )
+
+
+def taint_on_arrival(
+    connection: duckdb.DuckDBPyConnection,
+    adapter_id: str,
+    *,
+    snapshot_id: str,
+    parent_adapter: str | None,
+) -> str | None:
+    """Taint a just-registered candidate whose snapshot an erasure cut, or whose parent was
+    tainted, while its cycle ran; returns the erasure's id (None: the candidate is clean)."""
+    row = connection.execute(
+        "SELECT erasure_id FROM erased_snapshots WHERE snapshot_id = ? "
+        "ORDER BY erased_at DESC LIMIT 1",
+        [snapshot_id],
+    ).fetchone()
+    if row is None and parent_adapter is not None:
+        row = connection.execute(
+            "SELECT erasure_id FROM adapter_taints WHERE adapter_id = ?", [parent_adapter]
+        ).fetchone()
+    if row is None:
+        return None
+    connection.execute(
+        "INSERT OR IGNORE INTO adapter_taints VALUES (?, ?, ?)",
+        [adapter_id, datetime.now(UTC).replace(tzinfo=None), row[0]],
+    )
+    return str(row[0])
+
+
 def is_tainted(connection: duckdb.DuckDBPyConnection, adapter_id: str | None) -> bool:
     if adapter_id is None:
         return False

@@ -34,7 +34,7 @@ from training.diagnosis import diagnose
 from training.promotion_gate import GateDecision, decide
 from training.recipe_search import past_cycle, plan_search
 from training.registry import AdapterRefusedError, get_adapter
-from training.taint import training_parent
+from training.taint import taint_on_arrival, training_parent
 from training.task_records import get_task
 
 log = logging.getLogger(__name__)
@@ -313,6 +313,19 @@ def record_outcome(
                 path=Path(result["adapter_path"]),
                 metadata=result["metadata"],
             )
+            erasure = taint_on_arrival(
+                connection, adapter_id, snapshot_id=snapshot_id, parent_adapter=champion_id
+            )
+            if erasure is not None:  # erased while the cycle trained: never promoted
+                decision = GateDecision(
+                    "reject",
+                    [
+                        f"erasure {erasure} removed examples this candidate was trained or "
+                        "evaluated on while its cycle ran; it is tainted and never promoted",
+                        *decision.reasons,
+                    ],
+                    decision.evidence,
+                )
             update_cycle(
                 connection,
                 cycle_id,

@@ -14,6 +14,7 @@ import pytest
 from feedback.compaction import compact
 from feedback.erased_ids import erased_among
 from feedback.erasure import Selector, SelectorError
+from feedback.migrations import MIGRATIONS
 from feedback.review_queue import lease_next
 from feedback.snapshots import build_snapshot
 from feedback.spool import Spool
@@ -347,7 +348,7 @@ def test_the_rewritten_store_file_holds_no_deleted_bytes_and_the_same_schema(tmp
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     again = connect(path)
     try:
-        assert schema_version(again) == 5
+        assert schema_version(again) == MIGRATIONS[-1][0]
         assert (
             again.execute(
                 "SELECT sql FROM duckdb_tables() UNION ALL "
@@ -371,3 +372,43 @@ def test_the_review_queue_still_works_after_erasure(store, tmp_path):
         store, holder="h", reviewer="rita", task="spam", lease_s=60, low_confidence=-0.7
     )
     assert leased is not None and leased["inference_id"] == "q2"
+
+
+def test_a_candidate_whose_cycle_ran_through_an_erasure_is_tainted_and_never_promoted(
+    store, tmp_path
+):
+    """The cycle took its snapshot, the user's data was erased while it trained, then its
+    candidate arrived with a gate verdict of promote: the store takes the candidate as
+    tainted, rejects it and keeps the champion."""
+    from services.control_plane.cycle_runner import record_outcome
+    from training.cycle_records import start_cycle
+    from training.promotion_gate import GateDecision
+
+    seed_users(store)
+    snapshot = build_snapshot(store, task=SPAM, snapshots_dir=tmp_path / "snapshots")
+    cycle_id = start_cycle(store, task="spam", trigger="manual", lease_s=60)
+    erase(store, tmp_path, Selector.from_metadata("user=4711"))
+
+    candidate = write_adapter(tmp_path / "adapters", b"trained before the erasure")
+    message = record_outcome(
+        store,
+        cycle_id=cycle_id,
+        task="spam",
+        snapshot_id=snapshot.snapshot_id,
+        champion_id=None,
+        result={
+            "adapter_id": candidate,
+            "adapter_path": str(tmp_path / "adapters" / candidate),
+            "base_model": "smol",
+            "metadata": {},
+        },
+        decision=GateDecision("promote", ["the candidate is better"]),
+    )
+
+    assert message is None and champion(store, "spam") is None
+    flags = {a["adapter_id"]: a["tainted"] for a in list_adapters(store, "spam")}
+    assert flags == {candidate: True}
+    verdict, decision = store.execute(
+        "SELECT verdict, decision FROM cycles WHERE cycle_id = ?", [cycle_id]
+    ).fetchone()
+    assert verdict == "reject" and "tainted" in json.loads(decision)["reasons"][0]
