@@ -23,7 +23,13 @@ from typing import Any
 from feedback.snapshots import load_snapshot_examples
 from schemas.tasks import TaskDefinition, TrainingRecipe
 from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve
-from training.chat_format import PromptStyle, SequenceLengths, style_of, target_ids
+from training.chat_format import (
+    PromptStyle,
+    SequenceLengths,
+    prompt_ids,
+    style_of,
+    target_ids,
+)
 from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 from training.lora_recipe import (
     ACTIVATION_CACHE_MB,
@@ -32,7 +38,15 @@ from training.lora_recipe import (
     select_training_examples,
     verify_adapter,
 )
-from training.recipe_search import SearchPlan, Trial, TrialRunner, apply_tuned, search
+from training.predict import reply_logprobs
+from training.recipe_search import (
+    SearchPlan,
+    Trial,
+    TrialRunner,
+    apply_tuned,
+    dev_checkpoints,
+    search,
+)
 from training.scoring import aggregate, score
 from training.split_forward import ActivationCache
 
@@ -209,10 +223,19 @@ def train_trial(
     as the cycle itself will), score the adapter on ``dev``, keep nothing on disk."""
     recipe = LoRARecipe(settings, base_path, device, activations)
     recipe.setup(parent)
+    checkpoints = dev_checkpoints(settings.steps)
+    dev_curve: list[list[float]] = []
+
+    def measure_dev(step: int) -> None:
+        if step in checkpoints:
+            loss = dev_loss(recipe.model, recipe.tokenizer, style, dev, settings.lengths)
+            dev_curve.append([step, round(loss, 4)])
+
     report = recipe.train(
         fit,
         style,
         lambda p: emit({**p, "phase": "search", "learning_rate": settings.learning_rate}),
+        after_step=measure_dev,
     )
     summary = aggregate(score(recipe.model, recipe.tokenizer, style, dev, lengths=settings.lengths))
     recipe.cleanup()
@@ -225,7 +248,29 @@ def train_trial(
         last_loss=report.last_loss,
         seconds=round(report.seconds, 2),
         loss_curve=report.loss_curve(),
+        dev_curve=dev_curve,
     )
+
+
+def dev_loss(
+    model: Any,
+    tokenizer: Any,
+    style: PromptStyle,
+    examples: Sequence[dict],
+    lengths: SequenceLengths,
+) -> float:
+    """Mean reply-token loss on ``examples`` (teacher-forced: no generation, so it is cheap
+    enough to measure several times during a trial, for text tasks too)."""
+    model.eval()
+    pairs = [
+        (
+            prompt_ids(tokenizer, style, e["input"], lengths.prompt_budget, lengths.truncation),
+            target_ids(tokenizer, e["output"]),
+        )
+        for e in examples
+    ]
+    sums = reply_logprobs(model, pairs, tokenizer.pad_token_id)[0]
+    return -sum(total for total, _ in sums) / max(1, sum(count for _, count in sums))
 
 
 def chance_loss(tokenizer: Any, style: PromptStyle) -> float | None:

@@ -137,8 +137,14 @@ class LoRARecipe:
         self.model = get_peft_model(base, config)
 
     def train(
-        self, examples: Sequence[dict], style: PromptStyle, progress: Progress | None = None
+        self,
+        examples: Sequence[dict],
+        style: PromptStyle,
+        progress: Progress | None = None,
+        after_step: Callable[[int], None] | None = None,
     ) -> TrainingReport:
+        """Train ``settings.steps`` steps; ``after_step(n)`` runs after step n (1-based) with
+        the model in eval mode (a search trial measures its development loss there)."""
         s = self.settings
         # Tokenised when first drawn: a capped run over a large first import encodes only the
         # examples it reaches.
@@ -210,6 +216,10 @@ class LoRARecipe:
             # flush the gradients as soon as we can, no need for this memory anymore
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(step + 1)
+                self.model.train()
             if progress:
                 progress(
                     {

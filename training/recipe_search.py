@@ -39,6 +39,9 @@ MAX_DEV_EXAMPLES = 64
 """Cap on the development split: scoring it is part of every trial's cost."""
 MIN_DEV_EXAMPLES = 8
 """Fewer development examples cannot tell trials apart: the search is skipped."""
+DEV_POINTS = 4
+"""Times a trial measures its development loss while it trains (evenly spaced, the last at
+its final step): the development curve beside the training loss."""
 REJECTIONS_BEFORE_SEARCH = 2
 """Gate rejections in a row (counted from the last search on) that start a new search."""
 BUDGET = (
@@ -145,6 +148,11 @@ def dev_split(examples: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     return fit, dev
 
 
+def dev_checkpoints(steps: int) -> set[int]:
+    """The steps after which a trial of ``steps`` steps measures its development loss."""
+    return {max(1, round(steps * k / DEV_POINTS)) for k in range(1, DEV_POINTS + 1)}
+
+
 def trial_recipes(recipe: ResolvedRecipe) -> list[ResolvedRecipe]:
     """One recipe per trial: the learning rates around ``recipe``'s, each at a third of its
     steps (at least one), warm-up shortened to fit."""
@@ -173,6 +181,9 @@ class Trial:
     seconds: float
     loss_curve: list[list[float]] = field(default_factory=list)
     """(step, loss) pairs, at most 200."""
+    dev_curve: list[list[float]] = field(default_factory=list)
+    """(step, development loss) pairs: the dev split's mean reply-token loss, measured
+    ``DEV_POINTS`` times during the trial."""
 
 
 TrialRunner = Callable[[ResolvedRecipe, Sequence[dict], Sequence[dict]], Trial]

@@ -330,15 +330,21 @@ def _print_search(search: dict[str, Any]) -> None:
     if not search.get("trials"):
         return
     table = Table(
-        "learning rate", "steps", f"dev {search.get('metric', 'metric')}", "dev loss", "train loss"
+        "learning rate",
+        "steps",
+        f"dev {search.get('metric', 'metric')}",
+        "dev loss by step",
+        "train loss",
     )
     for k, trial in enumerate(search["trials"]):
+        dev_curve = trial.get("dev_curve") or []
         table.add_row(
             f"{trial['learning_rate']:g}"
             + (" (chosen)" if k == search.get("winner_trial") else ""),
             str(trial["steps"]),
             f"{trial['dev_metric']:.3f}",
-            f"{trial['dev_nll']:.3f}",
+            " → ".join(f"{loss:.3f} @{int(step)}" for step, loss in dev_curve)
+            or f"{trial['dev_nll']:.3f}",
             f"{trial['first_loss']:.3f} → {trial['last_loss']:.3f}",
         )
     console.print(table)

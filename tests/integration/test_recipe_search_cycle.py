@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import ControlPlaneProcess
 from tests.integration.learning_helpers import cycles_of, define_task
-from training.recipe_search import LEARNING_RATE_FACTORS
+from training.recipe_search import LEARNING_RATE_FACTORS, dev_checkpoints
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +52,10 @@ def test_first_cycle_searches_is_explained_and_the_next_reuses_the_winner(plane,
     assert len(search["trials"]) == len(LEARNING_RATE_FACTORS)
     assert {t["learning_rate"] for t in search["trials"]} >= {search["winner"]["learning_rate"]}
     assert 0 < search["dev_examples"] < search["fit_examples"]
+    for trial in search["trials"]:  # the development loss as each trial trained
+        assert [step for step, _ in trial["dev_curve"]] == sorted(dev_checkpoints(trial["steps"]))
+        assert all(loss > 0 for _, loss in trial["dev_curve"])
+        assert trial["dev_curve"][-1][1] == pytest.approx(trial["dev_nll"], rel=0.2)
     assert evidence["training"]["recipe"]["learning_rate"] == search["winner"]["learning_rate"]
     assert evidence["training"]["loss_curve"][-1][0] == evidence["training"]["steps"]
     assert evidence["diagnosis"], "a rejected cycle says why"
@@ -63,6 +67,8 @@ def test_first_cycle_searches_is_explained_and_the_next_reuses_the_winner(plane,
     assert "why it failed:" in text and evidence["diagnosis"][0][:40] in text
     assert "learning-rate search: first cycle" in text and "(chosen)" in text
     assert "training loss over" in text
+    last = search["trials"][0]["dev_curve"][-1]
+    assert f"{last[1]:.3f} @{last[0]}" in text  # dev loss by step, per trial
     missing = plane.cli("cycle", "show", "cyc-nope")
     assert missing.returncode == 1 and "no cycle cyc-nope" in missing.stderr
 

@@ -222,7 +222,8 @@ function sideBySide(rows, title) {
 }
 
 // The learning curve of a cycle: training loss per step (the candidate's run, and each
-// search trial's), chance level for label tasks, and each trial's development-split metric.
+// search trial's), each trial's development loss as it trained, chance level for label
+// tasks, and each trial's development-split metric.
 function learningCurve(training) {
   const curve = training.loss_curve || [];
   if (!curve.length) return "";
@@ -230,11 +231,14 @@ function learningCurve(training) {
   const series = [{ name: "training loss (candidate)", points: curve.map(([x, y]) => ({ x, y, label: `step ${x}: ${num(y)}` })) }];
   trials.forEach((t) => series.push({ name: `search trial, learning rate ${t.learning_rate}`,
     points: t.loss_curve.map(([x, y]) => ({ x, y, label: `step ${x}: ${num(y)}` })) }));
+  trials.filter((t) => (t.dev_curve || []).length).forEach((t) => series.push({
+    name: `development loss, learning rate ${t.learning_rate}`,
+    points: t.dev_curve.map(([x, y]) => ({ x, y, label: `step ${x}: development loss ${num(y)}` })) }));
   if (training.chance_loss) {
     series.push({ name: "chance level", points: [{ x: 1, y: training.chance_loss, label: "guessing among the labels" },
       { x: curve[curve.length - 1][0], y: training.chance_loss, label: "guessing among the labels" }] });
   }
-  let html = lineChart(series, { yLabel: "training loss per step", yMin: 0 });
+  let html = lineChart(series, { yLabel: "loss per step (training; development)", yMin: 0 });
   if (trials.length) {
     html += lineChart([{ name: `${search.metric} on ${search.dev_examples} development examples (large: chosen)`, dotsOnly: true,
       points: trials.map((t, i) => ({ x: i, y: t.dev_metric, big: i === search.winner_trial,
