@@ -22,7 +22,7 @@ from typing import Any
 
 from feedback.snapshots import load_snapshot_examples
 from schemas.tasks import TaskDefinition, TrainingRecipe
-from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve
+from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve, stored_recipe
 from training.chat_format import (
     PromptStyle,
     SequenceLengths,
@@ -101,6 +101,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     resolution = resolve(
         recipe, measure(tokenizer, style, examples, seed=recipe.seed), kind=task.kind
     )
+    start_from, cold_start = warm_start(parent, resolution.recipe)
     # The trials and the candidate share the frozen layers' outputs: one lower pass per
     # example for the whole cycle.
     activations = ActivationCache(ACTIVATION_CACHE_MB * 2**20)
@@ -112,7 +113,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         run_trial=partial(
             train_trial,
             base_path=base_path,
-            parent=parent,
+            parent=start_from,
             device=device,
             style=style,
             metric=task.metric,
@@ -124,7 +125,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "recipe": settings.as_dict(),
         "eval_inputs_cut": inputs_cut(tokenizer, style, evaluation, settings.lengths),
         "chance_loss": chance_loss(tokenizer, style),
-        "warm_start_from": job["champion_adapter_id"],
+        "warm_start_from": job["champion_adapter_id"] if start_from is not None else None,
+        **({"cold_start": cold_start} if cold_start else {}),
         "search": search_evidence,
     }
     emit({"phase": "recipe", **{k: v for k, v in evidence.items() if k != "search"}})
@@ -134,7 +136,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         examples=examples,
         style=style,
         adapters_dir=Path(job["adapters_dir"]),
-        parent_adapter=parent,
+        parent_adapter=start_from,
         device=device,
         metadata={
             "task": task.name,
@@ -181,6 +183,29 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             **evidence,
         },
     }
+
+
+ADAPTER_SHAPE = ("rank", "alpha", "target_modules", "top_layers")
+"""Recipe fields a warm start inherits from the champion's adapter instead of the task's."""
+
+
+def warm_start(parent: Path | None, recipe: ResolvedRecipe) -> tuple[Path | None, str | None]:
+    """(adapter to start from, why the cycle starts from scratch instead). A warm start
+    continues the champion's LoRA matrices, so it keeps their shape: when the task's recipe
+    now asks for another rank, alpha, target modules or layers, the candidate is trained
+    from scratch with them (on the replay sample too), and the evidence says so."""
+    if parent is None:
+        return None, None
+    before = stored_recipe(parent)
+    if before is None:
+        return parent, None
+    changed = [name for name in ADAPTER_SHAPE if getattr(before, name) != getattr(recipe, name)]
+    if not changed:
+        return parent, None
+    return None, (
+        f"the recipe changed the adapter's {', '.join(changed)} since the champion was "
+        "trained: trained from scratch with the new shape, not warm-started"
+    )
 
 
 def tune(
