@@ -53,15 +53,17 @@ class BaselineSettings:
     """Passes over the training examples."""
     batch_size: int = 8
     """Examples per optimizer step: Trainer's default batch."""
-    micro_batch_size: int = 1
+    micro_batch_size: int | None = None
     """Examples per forward pass; gradients accumulate up to ``batch_size``, so the updates
-    are the same with a fraction of the memory (whole emails in batches of 8 took over 22 GB
-    here, and the kernel killed the run)."""
+    are the same whatever it is. None: the largest divisor of ``batch_size`` whose padded
+    batch of the longest example stays within ``MICRO_BATCH_TOKENS`` (whole emails in batches
+    of 8 took over 22 GB here and the kernel killed the run; one-line inputs one at a time
+    left the two cores mostly idle)."""
     seed: int = 0
     """Seeds LoRA initialisation, dropout and shuffling."""
 
     def __post_init__(self) -> None:
-        if self.batch_size % self.micro_batch_size:
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError(
                 f"batch_size {self.batch_size} is not a multiple of micro_batch_size "
                 f"{self.micro_batch_size}; pick a micro batch that divides it"
@@ -69,6 +71,17 @@ class BaselineSettings:
 
 
 DEFAULT_SETTINGS = BaselineSettings()
+MICRO_BATCH_TOKENS = 4096
+"""Padded tokens per forward pass when the micro batch is chosen automatically."""
+
+
+def micro_batch(settings: BaselineSettings, longest: int) -> int:
+    """The micro batch a run uses: the given one, or the largest divisor of the batch whose
+    padded size (``longest`` tokens per row) fits ``MICRO_BATCH_TOKENS``; at least one."""
+    if settings.micro_batch_size is not None:
+        return settings.micro_batch_size
+    divisors = [m for m in range(settings.batch_size, 0, -1) if settings.batch_size % m == 0]
+    return next((m for m in divisors if m * longest <= MICRO_BATCH_TOKENS), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +182,13 @@ def train(
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    rows = [features(tokenizer, style, e) for e in examples]
+    micro = micro_batch(settings, max(len(row["input_ids"]) for row in rows))
     with tempfile.TemporaryDirectory(prefix="zoo-baseline-") as scratch:
         arguments = TrainingArguments(
             output_dir=scratch,
-            per_device_train_batch_size=settings.micro_batch_size,
-            gradient_accumulation_steps=settings.batch_size // settings.micro_batch_size,
+            per_device_train_batch_size=micro,
+            gradient_accumulation_steps=settings.batch_size // micro,
             learning_rate=settings.learning_rate,
             num_train_epochs=settings.epochs,
             seed=settings.seed,
@@ -187,7 +202,7 @@ def train(
         trainer = Trainer(
             model=model,
             args=arguments,
-            train_dataset=[features(tokenizer, style, e) for e in examples],
+            train_dataset=rows,
             data_collator=lambda rows: pad_batch(rows, tokenizer.pad_token_id),
         )
         output = trainer.train()

@@ -90,3 +90,14 @@ def test_a_text_task_run_reports_chrf(tiny_model_dir):
 def test_a_micro_batch_that_does_not_divide_the_batch_is_refused():
     with pytest.raises(ValueError, match="not a multiple of micro_batch_size 3"):
         BaselineSettings(batch_size=8, micro_batch_size=3)
+
+
+def test_the_micro_batch_fits_the_longest_example_and_never_changes_the_updates():
+    from benchmarks.zoo.baseline import MICRO_BATCH_TOKENS, micro_batch
+
+    auto = BaselineSettings()
+    assert micro_batch(auto, 40) == 8  # one-line inputs: the whole batch in one pass
+    assert micro_batch(auto, MICRO_BATCH_TOKENS // 2) == 2
+    assert micro_batch(auto, 3 * MICRO_BATCH_TOKENS) == 1  # a huge email: one at a time
+    assert auto.batch_size % micro_batch(auto, 700) == 0  # accumulation reaches the batch
+    assert micro_batch(BaselineSettings(micro_batch_size=2), 40) == 2  # given: kept
