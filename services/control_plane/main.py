@@ -27,6 +27,7 @@ from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
 from services.control_plane.tokens import Principal, load_principals, new_token, token_hash
+from services.live_monitor.process import LiveMonitorProcess
 from services.loop_server import (
     ensure_bindable,
     loop_server,
@@ -64,7 +65,17 @@ def run(settings: Settings) -> None:
             partitions=settings.partitions,
             replication_factor=settings.replication_factor,
         )
-        asyncio.run(_serve(settings, store))
+        monitor = None
+        if settings.live_monitor:
+            monitor = LiveMonitorProcess(
+                bootstrap=settings.bootstrap, log_file=settings.run_dir / "live-monitor.log"
+            )
+            monitor.start()
+        try:
+            asyncio.run(_serve(settings, store, monitor))
+        finally:
+            if monitor is not None:
+                monitor.stop()
     finally:
         store.close()
         if broker is not None:
@@ -73,7 +84,9 @@ def run(settings: Settings) -> None:
             (settings.run_dir / name).unlink(missing_ok=True)
 
 
-async def _serve(settings: Settings, store: StoreWorker) -> None:
+async def _serve(
+    settings: Settings, store: StoreWorker, monitor: LiveMonitorProcess | None
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,
         client_id="flywheel-control-plane",
