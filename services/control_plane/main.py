@@ -22,6 +22,7 @@ from services.broker import EmbeddedBroker
 from services.control_plane.api.main import create_app
 from services.control_plane.cycle_runner import CyclePaths, CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.live_guard import LiveGuard
 from services.control_plane.maintenance import Maintenance
 from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
@@ -142,6 +143,13 @@ async def _serve(
     state.scheduler.add_housekeeping(
         state.maintenance.scheduled_collection, interval_s=settings.gc_interval_s
     )
+    state.live_guard = LiveGuard(
+        bootstrap=settings.bootstrap,
+        store=store,
+        runner=state.cycles,
+        check_interval_s=settings.live_check_interval_s,
+        monitor=monitor,
+    )
     server = loop_server(
         create_app(state),
         settings.api_host,
@@ -153,10 +161,12 @@ async def _serve(
     stop = stop_on_signals()
     try:
         await agent.start()
+        await state.live_guard.start()
         await state.scheduler.refresh_cron_jobs()
         state.scheduler.start()
         tasks = {
             asyncio.create_task(agent.run(), name="ingest"),
+            asyncio.create_task(state.live_guard.run(), name="live-guard"),
             asyncio.create_task(server.serve(), name="api"),
             asyncio.create_task(stop.wait(), name="signal"),
         }
@@ -188,6 +198,8 @@ async def _serve(
             task.cancel()
         raise_first_failure(done)
     finally:
+        if state.live_guard is not None:
+            await state.live_guard.stop()
         await producer.stop()
 
 
