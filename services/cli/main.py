@@ -208,6 +208,11 @@ def _print_status(summary: dict[str, Any]) -> None:
         console.print(per_task)
     if summary.get("awaiting_inference"):
         console.print(f"{summary['awaiting_inference']} feedback/corrections await their inference")
+    for alert in summary.get("live_alerts", []):
+        console.print(
+            f"[red]drift alert[/red] {alert['raised_at']} {alert['task']} "
+            f"({alert['action']}): {alert['reason']}"
+        )
     if summary["top_rejection_reasons"]:
         console.print("top rejection reasons:")
         for item in summary["top_rejection_reasons"]:

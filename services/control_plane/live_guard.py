@@ -25,8 +25,10 @@ from services.control_plane.cycle_runner import CycleRunner
 from services.control_plane.store_worker import StoreWorker
 from services.live_monitor.process import LiveMonitorProcess
 from training.canaries import active_canaries
-from training.live_decisions import LiveDecision, Outcomes, decide_canary, total
-from training.registry import RegistryError
+from training.live_alerts import raise_alert
+from training.live_decisions import LiveDecision, Outcomes, decide_canary, detect_drift, total
+from training.registry import RegistryError, champion_history, rollback_target
+from training.task_records import get_task
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,14 @@ class LiveWindows:
             if name == task and version == adapter_id and window >= first
         )
 
+    def of_version(self, task: str, adapter_id: str | None) -> list[tuple[int, Outcomes]]:
+        """The version's windows, oldest first."""
+        return sorted(
+            (window, counts)
+            for (name, version, window), counts in self.counts.items()
+            if name == task and version == adapter_id
+        )
+
     def series(self, task: str) -> list[dict[str, Any]]:
         """Per window and version: counts and negative rate (for the console's chart)."""
         return [
@@ -79,6 +89,8 @@ class LiveGuard:
         runner: CycleRunner,
         check_interval_s: float,
         monitor: LiveMonitorProcess | None,
+        webhook_url: str | None = None,
+        drift_min_events: int = 30,
     ) -> None:
         self.bootstrap = bootstrap
         self.store = store
@@ -88,6 +100,9 @@ class LiveGuard:
         self.windows = LiveWindows()
         self.last_decisions: dict[str, dict[str, Any]] = {}
         """Per task: the canary's latest decision and its evidence (for status views)."""
+        self.webhook_url = webhook_url
+        self.drift_min_events = drift_min_events
+        self._alerted: set[tuple[str, str | None, str, int]] = set()
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
@@ -119,6 +134,7 @@ class LiveGuard:
                 if self.monitor is not None:
                     self.monitor.ensure_running()
                 await self.check_canaries()
+                await self.check_drift()
 
     async def check_canaries(self) -> None:
         """Decide every running canary; apply promote or roll back."""
@@ -144,6 +160,71 @@ class LiveGuard:
             except RegistryError as error:  # ended by hand in between, or refused files
                 log.error("could not %s the canary of %s: %s", decision.action, task, error)
 
+    async def check_drift(self) -> None:
+        """Compare each champion's newest window with its own first window after promotion
+        and with the previous champion's last window; alert (once per window) when worse,
+        then apply the task's drift policy."""
+        for task, current in (await self.store.call(_live_champions)).items():
+            windows = self.windows.of_version(task, current["adapter_id"])
+            windows = [(w, c) for w, c in windows if w + self.windows.window_s > current["since_s"]]
+            if not windows:
+                continue
+            newest_start, newest = windows[-1]
+            baselines: dict[str, Outcomes] = {}
+            if len(windows) > 1:
+                baselines["first_window"] = windows[0][1]
+            before = (
+                [
+                    (w, c)
+                    for w, c in self.windows.of_version(task, current["previous"])
+                    if w < current["since_s"]
+                ]
+                if current["has_previous"]
+                else []
+            )
+            if before:
+                baselines["previous_champion"] = before[-1][1]
+            for alert in detect_drift(newest, baselines, min_events=self.drift_min_events):
+                key = (task, current["adapter_id"], alert.baseline, newest_start)
+                if key not in self._alerted:
+                    self._alerted.add(key)
+                    await self._alert(task, current, alert.baseline, alert.evidence())
+
+    async def _alert(
+        self, task: str, current: dict[str, Any], baseline: str, evidence: dict[str, Any]
+    ) -> None:
+        policy = current["drift_policy"]
+        log.warning("drift alert on %s (%s): %s", task, policy, evidence["reason"])
+        await self.store.call(
+            raise_alert,
+            task=task,
+            adapter_id=current["adapter_id"],
+            baseline=baseline,
+            action=policy,
+            evidence=evidence,
+        )
+        if self.webhook_url:
+            await _post_webhook(
+                self.webhook_url,
+                {
+                    "task": task,
+                    "policy": policy,
+                    **evidence,
+                    "adapter_id": current["adapter_id"],
+                    "baseline": baseline,
+                },
+            )
+        try:
+            if policy == "rollback":
+                target = await self.store.call(rollback_target, task)
+                await self.runner.promote(
+                    task, target, actor="live-guard", action="rollback", reason=evidence["reason"]
+                )
+            elif policy == "retrain":
+                await self.runner.start(task, trigger="drift")
+        except Exception as error:  # an alert is raised either way; say why the policy failed
+            log.error("drift policy %s of %s failed: %s", policy, task, error)
+
     def decide(self, canary: dict[str, Any]) -> LiveDecision:
         started = datetime.fromisoformat(canary["started_at"].replace("Z", "+00:00"))
         started = started if started.tzinfo else started.replace(tzinfo=UTC)
@@ -160,3 +241,36 @@ class LiveGuard:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+
+def _live_champions(connection: Any) -> dict[str, dict[str, Any]]:
+    """Per task with a champion change: the live adapter, since when (Unix seconds), the
+    previous champion and the task's drift policy."""
+    found = {}
+    for (task,) in connection.execute("SELECT DISTINCT task FROM champion_history").fetchall():
+        history = champion_history(connection, task)
+        definition = get_task(connection, task)
+        if not history or definition is None:
+            continue
+        live = history[-1]
+        since = datetime.fromisoformat(live["since"]).replace(tzinfo=UTC).timestamp()
+        found[task] = {
+            "adapter_id": live["adapter_id"],
+            "since_s": since,
+            "previous": history[-2]["adapter_id"] if len(history) > 1 else None,
+            "has_previous": len(history) > 1,
+            "drift_policy": definition.drift_policy,
+        }
+    return found
+
+
+async def _post_webhook(url: str, body: dict[str, Any]) -> None:
+    """POST the alert as JSON; a failing webhook is logged, never fatal."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.post(url, json=body)
+            response.raise_for_status()
+    except httpx.HTTPError as error:
+        log.error("alert webhook %s failed: %s", url.split("?")[0], error)

@@ -149,6 +149,7 @@ async def _serve(
         runner=state.cycles,
         check_interval_s=settings.live_check_interval_s,
         monitor=monitor,
+        webhook_url=settings.alert_webhook_url,
     )
     server = loop_server(
         create_app(state),

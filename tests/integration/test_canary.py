@@ -4,6 +4,7 @@ servers stop using it; one with equal rates is promoted at the end of its durati
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +112,23 @@ def test_a_canary_with_equal_rates_is_promoted_at_the_end_of_its_duration(
     (last,) = ended["history"]
     assert last["outcome"] == "promote" and "longest duration" in last["evidence"]["reason"]
     assert plane.get("/v1/tasks/money")["champion"] == canary
+
+
+def test_a_champion_whose_negative_feedback_jumps_raises_an_alert(
+    plane: ControlPlaneProcess, tmp_path: Path
+) -> None:
+    define_task(plane, tmp_path, "money")  # no canary: the gate promotes at once
+    import_examples(plane, tmp_path, "money")
+    assert plane.cli("cycle", "run", "money", "--wait").returncode == 0
+    champion = plane.get("/v1/tasks/money")["champion"]
+    assert champion is not None
+    traffic(plane.bootstrap, "money", champion, answers=60, thumbs_down=6)  # its first window
+    time.sleep(5 - time.time() % 5 + 0.3)  # the next 5 s window
+    traffic(plane.bootstrap, "money", champion, answers=60, thumbs_down=36)
+    status = plane.wait_until(plane.status, lambda s: s.get("live_alerts"), 60)
+    alert = status["live_alerts"][0]
+    assert (alert["task"], alert["adapter_id"], alert["action"]) == ("money", champion, "alert")
+    assert alert["baseline"] == "first_window" and "worse" in alert["reason"]
+    assert "drift alert" in plane.cli("status").stdout
+    assert "drift:alert" in plane.cli("audit", "--task", "money").stdout
+    assert plane.get("/v1/tasks/money")["champion"] == champion  # policy alert: no rollback
