@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from services.cli import canary as canary_commands
 from services.cli import console as console_commands
 from services.cli import forget as forget_command
 from services.cli import learning, maintenance
@@ -32,6 +33,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(learning.task_app, name="task")
 app.add_typer(learning.cycle_app, name="cycle")
 app.add_typer(learning.adapters_app, name="adapters")
+app.add_typer(canary_commands.canary_app, name="canary")
 for command in (learning.promote, learning.approve, learning.reject, learning.rollback):
     app.command()(command)
 app.command("eval")(learning.evaluate)

@@ -4,6 +4,7 @@ servers stop using it; one with equal rates is promoted at the end of its durati
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,13 @@ def test_a_worse_canary_is_rolled_back_and_servers_stop_using_it(
         versions = {f"user-{i}": _ask(server, token, f"user-{i}") for i in range(16)}
         assert set(versions.values()) == {canary, None}  # both serve, split by caller
         assert all(_ask(server, token, user) == versions[user] for user in list(versions)[:6])
+
+        shown = plane.cli("canary", "status", "money", "--json")
+        assert json.loads(shown.stdout)["canary"]["adapter_id"] == canary, shown.stderr
+        assert "no running canary" not in plane.cli("canary", "status", "money").stdout
+        reviewer = create_token(plane, "reviewer")
+        refused = plane.post("/v1/tasks/money/canary/end", {"outcome": "promote"}, reviewer)
+        assert refused.status_code == 403
 
         traffic(plane.bootstrap, "money", canary, answers=150, thumbs_down=60)  # 40%
         traffic(plane.bootstrap, "money", None, answers=150, thumbs_down=15)  # 10%
