@@ -6,14 +6,33 @@ own event loop, signal handling and logging stay out of the control plane's loop
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import faust
 
 from services.live_monitor.app import build_app
 from services.settings import Settings
 
 
+def stop_with_parent(interval_s: float = 1.0) -> None:
+    """SIGTERM ourselves when the process that started us is gone (a control plane killed
+    with SIGKILL cannot stop its children), so no monitor outlives its control plane."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def run(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; faust's worker stops its agent and tables cleanly."""
+    stop_with_parent()
     data_dir = settings.run_dir / "live-monitor"
     data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(
@@ -25,7 +44,3 @@ def run(settings: Settings) -> None:
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
-
-
-if __name__ == "__main__":
-    run(Settings())

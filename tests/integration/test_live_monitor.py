@@ -71,3 +71,17 @@ def test_flywheel_up_runs_the_monitor(control_plane: ControlPlaneProcess) -> Non
     assert totals[("t", "v1")] == {"answers": 4, "thumbs_down": 1, "thumbs_up": 3}
     control_plane.stop()
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+
+
+def test_the_monitor_does_not_outlive_a_killed_control_plane(
+    control_plane: ControlPlaneProcess,
+) -> None:
+    assert control_plane.process is not None
+    (monitor,) = [
+        c
+        for c in psutil.Process(control_plane.process.pid).children()
+        if "services.live_monitor" in " ".join(c.cmdline())
+    ]
+    control_plane.kill()  # SIGKILL: no chance to stop its children
+    gone, alive = psutil.wait_procs([monitor], timeout=20)
+    assert gone and not alive
