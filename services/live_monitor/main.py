@@ -16,6 +16,9 @@ import faust
 from services.live_monitor.app import build_app
 from services.settings import Settings
 
+STOP_GRACE_S = 10.0
+"""How long a clean stop may take once the parent is gone, before the process just exits."""
+
 
 def stop_with_parent(interval_s: float = 1.0) -> None:
     """SIGTERM ourselves when the process that started us is gone (a control plane killed
@@ -26,6 +29,8 @@ def stop_with_parent(interval_s: float = 1.0) -> None:
         while os.getppid() == parent:
             time.sleep(interval_s)
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(STOP_GRACE_S)  # faust may hang on a broker that died with the parent
+        os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
