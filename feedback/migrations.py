@@ -258,4 +258,31 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "live guard: canaries (a candidate on a fraction of live traffic) and drift alerts",
+        """
+        -- One row per canary; ended_at IS NULL marks the task's running one (at most one).
+        CREATE TABLE canaries (
+            task         VARCHAR NOT NULL,
+            adapter_id   VARCHAR NOT NULL,
+            champion_id  VARCHAR,
+            policy       VARCHAR NOT NULL,
+            started_at   TIMESTAMP NOT NULL,
+            ended_at     TIMESTAMP,
+            outcome      VARCHAR,
+            actor        VARCHAR,
+            evidence     VARCHAR,
+            PRIMARY KEY (task, started_at)
+        );
+        CREATE TABLE live_alerts (
+            raised_at    TIMESTAMP NOT NULL,
+            task         VARCHAR NOT NULL,
+            adapter_id   VARCHAR,
+            baseline     VARCHAR NOT NULL,
+            action       VARCHAR NOT NULL,
+            evidence     VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]

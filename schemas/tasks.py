@@ -51,6 +51,33 @@ class Triggers(BaseModel):
         return value
 
 
+class CanaryPolicy(BaseModel):
+    """Live trial of a candidate that passed the gate: it serves ``fraction`` of the task's
+    requests until live outcomes decide (``training.live_decisions``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fraction: float = Field(
+        default=0.1, gt=0, lt=1, description="Share of the task's requests the canary serves."
+    )
+    min_events: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Judged answers (feedback or corrections) each side needs before a decision.",
+    )
+    max_duration_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=90 * 86_400.0,
+        description="Longest the canary runs; then the default outcome applies.",
+    )
+    default: Literal["promote", "rollback"] = Field(
+        default="promote",
+        description="What happens when the longest duration passes without a decision.",
+    )
+
+
 class GatePolicy(BaseModel):
     """What a candidate adapter must show before it replaces the champion."""
 
@@ -69,6 +96,11 @@ class GatePolicy(BaseModel):
     )
     mode: Literal["auto", "manual"] = Field(
         default="manual", description="auto promotes; manual waits for an operator's approval."
+    )
+    canary: CanaryPolicy | None = Field(
+        default=None,
+        description="Set: a passing (or approved) candidate first serves as a canary on a "
+        "fraction of live traffic and is promoted or rolled back by its live outcomes.",
     )
 
 
@@ -192,6 +224,12 @@ class TaskDefinition(BaseModel):
     gate: GatePolicy = GatePolicy()
     training: TrainingRecipe = TrainingRecipe()
     retention: RetentionPolicy = RetentionPolicy()
+    drift_policy: Literal["alert", "rollback", "retrain"] = Field(
+        default="alert",
+        description="When the live champion's negative-feedback rate is worse than its own "
+        "first window or its predecessor's last: alert only, also roll back, or also start a "
+        "retraining cycle.",
+    )
     erasure_policy: Literal["retrain", "rollback"] = Field(
         default="retrain",
         description="When `flywheel forget` erases data the champion learned from: retrain "

@@ -128,6 +128,24 @@ class Settings(BaseSettings):
         "X-Forwarded-For names the client (for the rate limit); empty: trust no one's.",
     )
 
+    live_monitor: bool = Field(
+        default=True,
+        description="Run the live monitor (canaries, drift watch) with the control plane.",
+    )
+    live_window_s: int = Field(
+        default=60, ge=1, le=86_400, description="Length of the live monitor's tumbling windows."
+    )
+    live_publish_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the monitor publishes changed windows."
+    )
+    live_check_interval_s: float = Field(
+        default=2.0, gt=0, le=600, description="How often the control plane decides on canaries."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="URL that receives each drift alert as a JSON POST; unset: no webhook.",
+    )
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from services.cli import canary as canary_commands
 from services.cli import console as console_commands
 from services.cli import forget as forget_command
 from services.cli import learning, maintenance
@@ -32,6 +33,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(learning.task_app, name="task")
 app.add_typer(learning.cycle_app, name="cycle")
 app.add_typer(learning.adapters_app, name="adapters")
+app.add_typer(canary_commands.canary_app, name="canary")
 for command in (learning.promote, learning.approve, learning.reject, learning.rollback):
     app.command()(command)
 app.command("eval")(learning.evaluate)
@@ -208,6 +210,11 @@ def _print_status(summary: dict[str, Any]) -> None:
         console.print(per_task)
     if summary.get("awaiting_inference"):
         console.print(f"{summary['awaiting_inference']} feedback/corrections await their inference")
+    for alert in summary.get("live_alerts", []):
+        console.print(
+            f"[red]drift alert[/red] {alert['raised_at']} {alert['task']} "
+            f"({alert['action']}): {alert['reason']}"
+        )
     if summary["top_rejection_reasons"]:
         console.print("top rejection reasons:")
         for item in summary["top_rejection_reasons"]:

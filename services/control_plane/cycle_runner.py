@@ -25,10 +25,11 @@ import duckdb
 from aiokafka import AIOKafkaProducer
 
 from feedback.snapshots import build_snapshot
-from schemas.tasks import TaskDefinition
+from schemas.tasks import CanaryPolicy, TaskDefinition
 from schemas.topics import PROMOTIONS
 from services.control_plane.store_worker import StoreWorker
 from training import job_queue, registry
+from training.canaries import canary_policy, end_canary, start_canary
 from training.cycle_records import decided_cycles, start_cycle, update_cycle
 from training.diagnosis import diagnose
 from training.promotion_gate import GateDecision, decide
@@ -279,12 +280,51 @@ class CycleRunner:
         await self._publish(message)
         return message
 
+    async def approve(
+        self, task: str, adapter_id: str, *, actor: str, reason: str
+    ) -> dict[str, Any]:
+        """An approved candidate goes live: as a canary when the task's gate says so,
+        otherwise as the champion (``promote``)."""
+        policy = await self.store.call(canary_policy, task)
+        if policy is None:
+            return await self.promote(
+                task, adapter_id, actor=actor, action="approve", reason=reason
+            )
+        message = await self.store.call(_start_canary_now, task, adapter_id, policy, actor, reason)
+        await self._publish(message)
+        return message
+
+    async def end_canary(
+        self, task: str, outcome: str, *, actor: str, reason: str, evidence: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Promote or roll back the task's canary (``training.canaries``), then tell the
+        inference servers."""
+        message = await self.store.call(
+            end_canary, task=task, outcome=outcome, actor=actor, reason=reason, evidence=evidence
+        )
+        await self._publish(message)
+        return message
+
     async def _publish(self, message: dict[str, Any]) -> None:
         """Send a committed champion change to the inference servers (none when offline)."""
         if self.producer is not None:
             await self.producer.send_and_wait(
                 PROMOTIONS, json.dumps(message).encode(), key=message["task"].encode()
             )
+
+
+def _start_canary_now(
+    connection: duckdb.DuckDBPyConnection,
+    task: str,
+    adapter_id: str,
+    policy: CanaryPolicy,
+    actor: str,
+    reason: str,
+) -> dict[str, Any]:
+    with registry.transaction(connection):
+        return start_canary(
+            connection, task=task, adapter_id=adapter_id, policy=policy, actor=actor, reason=reason
+        )
 
 
 def record_outcome(
@@ -347,6 +387,16 @@ def record_outcome(
             )
             if decision.verdict != "promote":
                 return None
+            policy = canary_policy(connection, task)
+            if policy is not None:  # live traffic decides: a canary first
+                return start_canary(
+                    connection,
+                    task=task,
+                    adapter_id=adapter_id,
+                    policy=policy,
+                    actor="gate",
+                    reason="; ".join(decision.reasons),
+                )
             return registry.change_champion(
                 connection,
                 task=task,

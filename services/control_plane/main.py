@@ -22,11 +22,13 @@ from services.broker import EmbeddedBroker
 from services.control_plane.api.main import create_app
 from services.control_plane.cycle_runner import CyclePaths, CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.live_guard import LiveGuard
 from services.control_plane.maintenance import Maintenance
 from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.state import ControlPlaneState
 from services.control_plane.store_worker import StoreWorker
 from services.control_plane.tokens import Principal, load_principals, new_token, token_hash
+from services.live_monitor.process import LiveMonitorProcess
 from services.loop_server import (
     ensure_bindable,
     loop_server,
@@ -64,7 +66,17 @@ def run(settings: Settings) -> None:
             partitions=settings.partitions,
             replication_factor=settings.replication_factor,
         )
-        asyncio.run(_serve(settings, store))
+        monitor = None
+        if settings.live_monitor:
+            monitor = LiveMonitorProcess(
+                bootstrap=settings.bootstrap, log_file=settings.run_dir / "live-monitor.log"
+            )
+            monitor.start()
+        try:
+            asyncio.run(_serve(settings, store, monitor))
+        finally:
+            if monitor is not None:
+                monitor.stop()
     finally:
         store.close()
         if broker is not None:
@@ -73,7 +85,9 @@ def run(settings: Settings) -> None:
             (settings.run_dir / name).unlink(missing_ok=True)
 
 
-async def _serve(settings: Settings, store: StoreWorker) -> None:
+async def _serve(
+    settings: Settings, store: StoreWorker, monitor: LiveMonitorProcess | None
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,
         client_id="flywheel-control-plane",
@@ -129,6 +143,14 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
     state.scheduler.add_housekeeping(
         state.maintenance.scheduled_collection, interval_s=settings.gc_interval_s
     )
+    state.live_guard = LiveGuard(
+        bootstrap=settings.bootstrap,
+        store=store,
+        runner=state.cycles,
+        check_interval_s=settings.live_check_interval_s,
+        monitor=monitor,
+        webhook_url=settings.alert_webhook_url,
+    )
     server = loop_server(
         create_app(state),
         settings.api_host,
@@ -140,10 +162,12 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
     stop = stop_on_signals()
     try:
         await agent.start()
+        await state.live_guard.start()
         await state.scheduler.refresh_cron_jobs()
         state.scheduler.start()
         tasks = {
             asyncio.create_task(agent.run(), name="ingest"),
+            asyncio.create_task(state.live_guard.run(), name="live-guard"),
             asyncio.create_task(server.serve(), name="api"),
             asyncio.create_task(stop.wait(), name="signal"),
         }
@@ -175,6 +199,8 @@ async def _serve(settings: Settings, store: StoreWorker) -> None:
             task.cancel()
         raise_first_failure(done)
     finally:
+        if state.live_guard is not None:
+            await state.live_guard.stop()
         await producer.stop()
 
 

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from services.auth_limiter import FailedAuthLimiter
 from services.control_plane.cycle_runner import CycleRunner
 from services.control_plane.ingest_agent import IngestAgent
+from services.control_plane.live_guard import LiveGuard
 from services.control_plane.maintenance import Maintenance
 from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.store_worker import StoreWorker
@@ -28,6 +29,7 @@ class ControlPlaneState:
     cycles: CycleRunner | None = None
     scheduler: RetrainingScheduler | None = None
     maintenance: Maintenance | None = None
+    live_guard: LiveGuard | None = None
     principals: dict[str, Principal] = field(default_factory=dict)
     review_lease_s: float = 300.0
     review_low_confidence: float = -0.7

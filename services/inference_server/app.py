@@ -86,6 +86,11 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: TaskName
     input: Text
+    user: ShortText | None = Field(
+        default=None,
+        description="Caller key: the same key keeps the same version during a canary "
+        "(the X-Flywheel-User header works too); none: a random version per request.",
+    )
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=32)
 
 
@@ -200,6 +205,7 @@ def create_app(state: ServerState) -> FastAPI:
         return {
             "status": "ok" if state.ready else "starting",
             "champions": state.book.as_dict(),
+            "canaries": state.book.canaries(),
             "loaded_adapters": state.host.loaded,
             "swaps": state.follower.swaps,
             "last_swap_s": state.follower.last_swap_s,
@@ -207,16 +213,18 @@ def create_app(state: ServerState) -> FastAPI:
         }
 
     @app.post("/v1/generate", response_model=Answer, summary="Answer one input of a task")
-    async def generate(body: GenerateRequest, _who: App) -> Answer:
-        return await answer(state, body.task, body.input, body.metadata, None)
+    async def generate(body: GenerateRequest, request: Request, _who: App) -> Answer:
+        key = body.user or _user_header(request)
+        return await answer(state, body.task, body.input, body.metadata, None, key)
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible; `model` is the task")
-    async def chat(body: ChatRequest, who: App) -> dict[str, Any]:
+    async def chat(body: ChatRequest, request: Request, who: App) -> dict[str, Any]:
         if body.stream:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
         limit = body.max_completion_tokens or body.max_tokens
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
-        result = await answer(state, body.model, body.input, metadata, limit)
+        key = body.user or _user_header(request)
+        result = await answer(state, body.model, body.input, metadata, limit, key)
         return {
             "id": result.inference_id,
             "object": "chat.completion",
@@ -296,6 +304,7 @@ async def answer(
     text: str,
     metadata: dict[str, Any],
     max_new_tokens: int | None,
+    caller_key: str | None = None,
 ) -> Answer:
     if not state.ready:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still loading")
@@ -313,7 +322,7 @@ async def answer(
     limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
     try:  # the champion is read when the model thread starts the request: never stale
         adapter_id, predictions = await state.host.call(
-            lambda: state.book.current(task_name),
+            lambda: state.book.route(task_name, caller_key),
             lambda model, tok: predict(
                 model,
                 tok,
@@ -358,6 +367,12 @@ async def answer(
         prompt_tokens=prediction.prompt_tokens,
         output_tokens=prediction.output_tokens,
     )
+
+
+def _user_header(request: Request) -> str | None:
+    """The ``X-Flywheel-User`` header: the caller key of a client that sends no ``user``."""
+    value = request.headers.get("x-flywheel-user")
+    return value[:256] if value else None
 
 
 MAX_LATENCY_MS = 3_600_000.0

@@ -44,28 +44,25 @@ class PromotionFollower:
         self.swaps = 0
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def apply(self, task: str, adapter_id: str | None, at: str | None) -> bool:
-        """Load (verified) and switch to a task's new champion; False when refused or stale."""
+    async def apply(
+        self,
+        task: str,
+        adapter_id: str | None,
+        at: str | None,
+        canary: dict[str, Any] | bool | None = False,
+    ) -> bool:
+        """Load (verified) and switch to a task's new champion and canary; False when
+        refused or stale. ``canary`` as ``ChampionBook.apply`` takes it."""
         since = parse_time(at)
         if not self.book.is_newer(task, since):
             return False
         started = time.perf_counter()
-        if adapter_id is not None:
-            try:
-                directory = adapter_dir(self.adapters_dir, adapter_id)
-                await self.host.ensure_loaded(adapter_id, directory)
-            except (AdapterLoadError, ValueError) as error:
-                log.error(
-                    "refused champion %s of task %s: %s; still serving %s",
-                    adapter_id,
-                    task,
-                    error,
-                    self.book.current(task) or "the base model",
-                )
-                await self.on_refused(task, adapter_id, str(error))
+        wanted = [adapter_id] + ([canary["adapter_id"]] if isinstance(canary, dict) else [])
+        for needed in wanted:
+            if needed is not None and not await self._load(task, needed):
                 return False
         previous = self.book.current(task)
-        self.book.apply(task, adapter_id, since)
+        self.book.apply(task, adapter_id, since, canary)
         self.last_swap_s = time.perf_counter() - started
         self.swaps += 1
         await self.host.pin(self.book.adapters())
@@ -76,6 +73,21 @@ class PromotionFollower:
             previous or "the base model",
             self.last_swap_s,
         )
+        return True
+
+    async def _load(self, task: str, adapter_id: str) -> bool:
+        try:
+            await self.host.ensure_loaded(adapter_id, adapter_dir(self.adapters_dir, adapter_id))
+        except (AdapterLoadError, ValueError) as error:
+            log.error(
+                "refused adapter %s of task %s: %s; still serving %s",
+                adapter_id,
+                task,
+                error,
+                self.book.current(task) or "the base model",
+            )
+            await self.on_refused(task, adapter_id, str(error))
+            return False
         return True
 
     async def start(self) -> None:
@@ -108,10 +120,16 @@ class PromotionFollower:
         try:
             message: dict[str, Any] = json.loads(raw or b"")
             task, adapter_id = message["task"], message.get("adapter_id")
+            canary = message.get("canary", False)
+            if isinstance(canary, dict):
+                canary = {
+                    "adapter_id": str(canary["adapter_id"]),
+                    "fraction": float(canary["fraction"]),
+                }
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed promotion message: %r", (raw or b"")[:200])
             return
-        await self.apply(task, adapter_id, message.get("at"))
+        await self.apply(task, adapter_id, message.get("at"), canary)
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -31,6 +31,8 @@ CONTROL_PLANE = {
     ("GET", "/v1/adapters"): {"operator"},
     ("POST", "/v1/tasks/{name}/promote"): {"operator"},
     ("POST", "/v1/tasks/{name}/rollback"): {"operator"},
+    ("GET", "/v1/tasks/{name}/canary"): {"operator"},
+    ("POST", "/v1/tasks/{name}/canary/end"): {"operator"},  # a reviewer cannot end a canary
     ("POST", "/v1/cycles/{cycle_id}/approve"): {"operator"},
     ("POST", "/v1/cycles/{cycle_id}/reject"): {"operator"},
     ("GET", "/v1/review/queue"): {"reviewer"},

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.control_plane.api.routes import (
     alerts,
+    canary,
     console,
     erasure,
     events,
@@ -30,4 +31,5 @@ def create_app(state: ControlPlaneState) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(maintenance.router)
     app.include_router(erasure.router)
+    app.include_router(canary.router)
     return app

@@ -149,11 +149,10 @@ async def post_rollback(name: TaskName, body: Reason, state: State, who: Operato
 async def post_approve(cycle_id: EventId, body: Reason, state: State, who: Operator) -> dict:
     cycle = await _awaiting(state, cycle_id)
     try:
-        message = await _runner(state).promote(
+        message = await _runner(state).approve(
             cycle["task"],
             cycle["adapter_id"],
             actor=who.name,
-            action="approve",
             reason=body.reason or f"approved candidate of {cycle_id}",
         )
     except RegistryError as error:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from feedback.status import store_summary
 from services.control_plane.api.deps import Operator, State, require_role
 from services.control_plane.tokens import Principal
+from training.live_alerts import recent_alerts
 
 router = APIRouter(tags=["status"])
 
@@ -22,6 +23,7 @@ async def healthz() -> dict[str, str]:
 async def get_status(state: State, _who: Operator) -> dict[str, Any]:
     summary = await state.store.call(store_summary)
     summary["service"] = {"running": True, "kafka_bootstrap": state.bootstrap}
+    summary["live_alerts"] = await state.store.call(recent_alerts)
     if state.agent is not None:
         counters = state.agent.counters
         summary["service"]["ingest"] = {
