@@ -19,7 +19,7 @@ def run_job(work: Path) -> bool:
         open(work / job_queue.PROGRESS, "ab") as progress,
         open(work / "worker.log", "ab") as worker_log,
     ):
-        code = subprocess.call(
+        child = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -30,6 +30,15 @@ def run_job(work: Path) -> bool:
             stdout=progress,
             stderr=worker_log,
         )
+        beat = 0
+        while child.poll() is None:  # alive: say so, however quiet the job is
+            beat += 1
+            (work / job_queue.HEARTBEAT).write_text(f"{beat}\n")
+            try:
+                child.wait(job_queue.HEARTBEAT_S)
+            except subprocess.TimeoutExpired:
+                continue
+        code = child.returncode
     if code == 0 and (work / job_queue.RESULT).exists():
         return True
     tail = (work / "worker.log").read_text(errors="replace").strip().splitlines()[-5:]

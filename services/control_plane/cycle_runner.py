@@ -199,8 +199,13 @@ class CycleRunner:
         shared store until it leaves a result or a failure."""
         job_queue.enqueue(work)
         log.info("cycle %s queued for a training worker (flywheel train --watch)", cycle_id)
-        offset, heard = 0, time.monotonic()
+        offset, heard, beat = 0, time.monotonic(), ""
         while True:
+            # A new heartbeat from the worker counts as hearing from it (compared by content,
+            # not by the file's time: the worker's clock may differ from this machine's).
+            current = _read(work / job_queue.HEARTBEAT)
+            if current != beat:
+                beat, heard = current, time.monotonic()
             progress = work / job_queue.PROGRESS
             if progress.exists():
                 with open(progress, "rb") as handle:
@@ -325,6 +330,13 @@ def _start_canary_now(
         return start_canary(
             connection, task=task, adapter_id=adapter_id, policy=policy, actor=actor, reason=reason
         )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def record_outcome(

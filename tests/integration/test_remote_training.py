@@ -54,7 +54,7 @@ def test_a_queued_cycle_runs_on_a_training_worker_and_is_promoted(plane, tmp_pat
             lambda: plane.get(f"/v1/cycles/{started}"),
             lambda c: c["state"] in ("decided", "failed"),
         )
-        assert cycle["verdict"] == "promote", cycle
+        assert cycle["verdict"] == "promote", (cycle.get("error"), cycle.get("decision"))
         assert plane.get("/v1/tasks/money")["champion"] == cycle["adapter_id"]
         assert (plane.home / "cycles" / started / "claimed").exists()
     finally:
