@@ -161,7 +161,7 @@ def run_cycle(stack: Stack, name: str, rss: PeakRss) -> dict[str, Any]:
         "reasons": decision.get("reasons", [])[:3],
         "diagnosis": (decision.get("evidence") or {}).get("diagnosis"),
         "steps": (training.get("recipe") or {}).get("steps"),
-        "learning_rate": (training.get("recipe") or {}).get("learning_rate"),
+        "chosen_learning_rate": (training.get("recipe") or {}).get("learning_rate"),
         "max_seq_len": (training.get("recipe") or {}).get("max_seq_len"),
         "inputs_cut": training.get("inputs_cut"),
         "searched": bool(search.get("ran")),
