@@ -2,6 +2,7 @@
 what a user would do by hand with the standard tools, measured in the same run.
 
     .venv/bin/python benchmarks/task_zoo.py [--quick] [--curve PNG] [--tasks spam,...]
+        [--results DIR]
 
 Needs `make zoo-data`. For every task (``benchmarks/zoo``: 400 training examples, 200 more,
 200 held out) it does what a new user does, through the whole stack (``flywheel up``: bundled
@@ -16,6 +17,10 @@ sequences) trains on the same 400 examples, in its own process.
 ``--quick``: three tasks, one cycle each, with the baseline. ``--curve PNG``: also one cycle
 per task on the first 50, 100, 200 and 400 training examples, the held-out metric of each
 candidate drawn against the number of examples.
+
+``--results DIR``: each finished task's row is written to DIR/NAME.json and a later run with
+the same number of cycles reuses it (``tasks_wall_s`` sums the rows' own wall times), so the
+full run can be spread over several sittings on a small machine.
 
 Last line: ``{"n_tasks", "tasks_improved", "tasks": {NAME: {...}}}``; ``tasks_improved`` counts
 the tasks whose first cycle was promoted with the lower bound of the gate's 95% CI above zero.
@@ -263,6 +268,16 @@ def draw_curves(curves: dict[str, dict[int, float]], bases: dict[str, float], pa
     figure.savefig(path, dpi=120)
 
 
+def saved_rows(results_dir: Path, tasks: list[ZooTask], cycles: int) -> dict[str, Any]:
+    """The rows an earlier run kept for these tasks, measured with the same number of cycles."""
+    rows: dict[str, Any] = {}
+    for task in tasks:
+        path = results_dir / f"{task.name}.json"
+        if path.exists() and (row := json.loads(path.read_text())).get("cycles") == cycles:
+            rows[task.name] = row
+    return rows
+
+
 def progress(event: dict[str, Any]) -> None:
     sys.stderr.write(json.dumps(event) + "\n")
     sys.stderr.flush()
@@ -279,15 +294,27 @@ def run_zoo(
     cycles: int,
     curve_png: Path | None,
     curve_sizes: tuple[int, ...] = CURVE_SIZES,
+    results_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every task through ``stack`` (stopped at the end), and the summary."""
+    """Every task through ``stack`` (stopped at the end), and the summary. With
+    ``results_dir``, each finished task's row is kept there and a later run with the same
+    number of cycles reuses it: a full run can span several sittings."""
     rss = PeakRss()
-    results: dict[str, Any] = {}
+    results = saved_rows(results_dir, tasks, cycles) if results_dir else {}
     curves: dict[str, dict[int, float]] = {}
     started = time.monotonic()
     try:
         for task in tasks:
-            results[task.name] = one_task(stack, task, rss, cycles=cycles)
+            if task.name in results:
+                progress({"task": task.name, "resumed_from": str(results_dir)})
+                continue
+            task_started = time.monotonic()
+            row = one_task(stack, task, rss, cycles=cycles)
+            row.update(cycles=cycles, task_s=round(time.monotonic() - task_started, 1))
+            results[task.name] = row
+            if results_dir:
+                results_dir.mkdir(parents=True, exist_ok=True)
+                (results_dir / f"{task.name}.json").write_text(json.dumps(row, indent=1))
         if curve_png is not None:
             for task in tasks:
                 curves[task.name] = curve(stack, task, rss, curve_sizes)
@@ -305,6 +332,7 @@ def run_zoo(
         "n_tasks": len(results),
         "tasks_improved": improved,
         "wall_s": round(time.monotonic() - started, 1),
+        "tasks_wall_s": round(sum(row.get("task_s", 0) for row in results.values()), 1),
         "tasks": results,
     }
     if curves:
@@ -315,13 +343,17 @@ def run_zoo(
 def main(args: argparse.Namespace) -> None:
     names = args.tasks or (list(QUICK_TASKS) if args.quick else list(TASKS))
     tasks = [load_task(name) for name in names]  # fails early, naming `make zoo-data`
-    report(run_zoo(tasks, Stack(), cycles=1 if args.quick else 2, curve_png=args.curve))
+    cycles = 1 if args.quick else 2
+    report(run_zoo(tasks, Stack(), cycles=cycles, curve_png=args.curve, results_dir=args.results))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="three tasks, one cycle each")
     parser.add_argument("--curve", type=Path, default=None, help="also draw the learning curves")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="keep each task's row here; reuse kept rows"
+    )
     parser.add_argument(
         "--tasks", type=lambda text: text.split(","), default=None, help="spam,noun-supersense"
     )

@@ -35,6 +35,11 @@ def money_task() -> ZooTask:
     )
 
 
+class StoppedStack:
+    def stop(self) -> None:
+        pass
+
+
 @pytest.fixture
 def task_zoo(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
@@ -49,7 +54,10 @@ def test_a_zoo_run_reports_each_cycle_as_the_store_decided_it(task_zoo, tiny_mod
     home = tmp_path / "home"
     stack = task_zoo.Stack(home, {"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)})
     png = tmp_path / "curve.png"
-    summary = task_zoo.run_zoo([money_task()], stack, cycles=2, curve_png=png, curve_sizes=(20, 60))
+    rows = tmp_path / "rows"
+    summary = task_zoo.run_zoo(
+        [money_task()], stack, cycles=2, curve_png=png, curve_sizes=(40,), results_dir=rows
+    )
 
     row = summary["tasks"]["money"]
     assert summary["n_tasks"] == 1
@@ -61,6 +69,10 @@ def test_a_zoo_run_reports_each_cycle_as_the_store_decided_it(task_zoo, tiny_mod
     assert row["baseline_detail"]["n_train"] == 60  # the same 60 examples Flywheel was given
     promoted = row["cycle1_detail"]["verdict"] == "promote" and row["cycle1_ci_low"] > 0
     assert summary["tasks_improved"] == int(promoted)
+    # The curve: one more cycle on the first 40 examples, its candidate scored and drawn.
+    assert list(summary["curves"]["money"]) == ["40"]
+    assert 0.0 <= summary["curves"]["money"]["40"] <= 1.0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     db = duckdb.connect(str(home / "flywheel.duckdb"), read_only=True)
     verdicts = db.execute(
@@ -74,6 +86,13 @@ def test_a_zoo_run_reports_each_cycle_as_the_store_decided_it(task_zoo, tiny_mod
     ]
     assert verdicts[0][1] == row["cycle1_detail"]["adapter_id"]
     assert examples[0] == 90  # the 30 more arrived before cycle 2; held-out never did
+
+    # A later sitting reuses the kept row instead of running the task again (this stack
+    # can only be stopped: any use of it would fail).
+    resumed = task_zoo.run_zoo(
+        [money_task()], StoppedStack(), cycles=2, curve_png=None, results_dir=rows
+    )
+    assert resumed["tasks"]["money"] == row and resumed["tasks_wall_s"] == row["task_s"] > 0
 
 
 def test_the_learning_curve_is_drawn_per_task_with_the_base_model_beside_it(task_zoo, tmp_path):
