@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.tasks import CanaryPolicy
 from schemas.topics import LIVE_COUNTS
+from services.control_plane.alert_webhook import post_alert
 from services.control_plane.cycle_runner import CycleRunner
 from services.control_plane.store_worker import StoreWorker
 from services.live_monitor.process import LiveMonitorProcess
@@ -204,7 +205,7 @@ class LiveGuard:
             evidence=evidence,
         )
         if self.webhook_url:
-            await _post_webhook(
+            await post_alert(
                 self.webhook_url,
                 {
                     "task": task,
@@ -262,15 +263,3 @@ def _live_champions(connection: Any) -> dict[str, dict[str, Any]]:
             "drift_policy": definition.drift_policy,
         }
     return found
-
-
-async def _post_webhook(url: str, body: dict[str, Any]) -> None:
-    """POST the alert as JSON; a failing webhook is logged, never fatal."""
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.post(url, json=body)
-            response.raise_for_status()
-    except httpx.HTTPError as error:
-        log.error("alert webhook %s failed: %s", url.split("?")[0], error)

@@ -149,7 +149,9 @@ async def _serve(
         runner=state.cycles,
         check_interval_s=settings.live_check_interval_s,
         monitor=monitor,
-        webhook_url=settings.alert_webhook_url,
+        webhook_url=(
+            settings.alert_webhook_url.get_secret_value() if settings.alert_webhook_url else None
+        ),
     )
     server = loop_server(
         create_app(state),

@@ -28,6 +28,8 @@ def define_task(plane: ControlPlaneProcess, tmp_path: Path, name: str, **overrid
             "replay_budget": 10,
         },
     }
+    if "drift_policy" in overrides:
+        spec["drift_policy"] = overrides.pop("drift_policy")
     path = tmp_path / f"{name}.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML
     result = plane.cli("task", "create", "--from-file", str(path), "--replace")
