@@ -152,6 +152,7 @@ async def _serve(
         webhook_url=(
             settings.alert_webhook_url.get_secret_value() if settings.alert_webhook_url else None
         ),
+        window_s=settings.live_window_s,
     )
     server = loop_server(
         create_app(state),
@@ -163,8 +164,8 @@ async def _serve(
 
     stop = stop_on_signals()
     try:
+        await state.live_guard.start()  # before the ingest stores anything new: see its doc
         await agent.start()
-        await state.live_guard.start()
         await state.scheduler.refresh_cron_jobs()
         state.scheduler.start()
         tasks = {

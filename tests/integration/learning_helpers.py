@@ -59,3 +59,13 @@ def import_examples(
 
 def cycles_of(plane: ControlPlaneProcess, task: str) -> list[dict]:
     return plane.get(f"/v1/cycles?task={task}")
+
+
+def import_more(plane: ControlPlaneProcess, tmp_path: Path, task: str, stored: int) -> None:
+    """Twenty new labelled examples, unlike ``import_examples``'s (a second cycle needs
+    ground truth its champion never saw); ``stored``: the task's ground truth before."""
+    data = tmp_path / f"{task}-more.jsonl"
+    rows = [{"input": f"later {i}: pay the invoice", "output": "yes"} for i in range(20)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert plane.cli("import", task, "--data", str(data)).returncode == 0
+    plane.wait_for(lambda s: s["tasks"][task]["ground_truth"] == stored + 20)

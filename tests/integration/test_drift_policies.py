@@ -18,7 +18,7 @@ import pytest
 
 from services.broker import EmbeddedBroker
 from services.topics import ensure_topics
-from tests.integration.learning_helpers import define_task, import_examples
+from tests.integration.learning_helpers import define_task, import_examples, import_more
 from tests.integration.live_helpers import traffic
 from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token, free_port
 
@@ -91,15 +91,6 @@ def _champion_after_cycle(plane: ControlPlaneProcess, tmp_path: Path, task: str,
     return str(plane.get(f"/v1/tasks/{task}")["champion"])
 
 
-def _more_examples(plane: ControlPlaneProcess, tmp_path: Path, task: str, stored: int) -> None:
-    """Twenty new labelled examples (a cycle needs ground truth its champion never saw)."""
-    data = tmp_path / f"{task}-more.jsonl"
-    rows = [{"input": f"later {i}: pay the invoice", "output": "yes"} for i in range(20)]
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    assert plane.cli("import", task, "--data", str(data)).returncode == 0
-    plane.wait_for(lambda s: s["tasks"][task]["ground_truth"] == stored + 20)
-
-
 def _negative_rate_jumps(plane: ControlPlaneProcess, task: str, champion: str) -> None:
     """A first window at 10% thumbs-down, the next at 60%."""
     time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.3)  # a window wholly after the promotion
@@ -124,7 +115,7 @@ def test_rollback_policy_restores_the_previous_champion_on_every_server(
     define_task(plane, tmp_path, "roll", drift_policy="rollback")
     import_examples(plane, tmp_path, "roll")
     first = _champion_after_cycle(plane, tmp_path, "roll", drift_policy="rollback")
-    _more_examples(plane, tmp_path, "roll", stored=60)
+    import_more(plane, tmp_path, "roll", stored=60)
     second = _champion_after_cycle(plane, tmp_path, "roll", drift_policy="rollback", max_steps=6)
     assert first != second
     server = InferenceServerProcess(plane)
@@ -166,7 +157,7 @@ def test_retrain_policy_starts_a_cycle(
     champion = _champion_after_cycle(plane, tmp_path, "again", drift_policy="retrain")
     (by_hand,) = plane.get("/v1/cycles?task=again")
     assert by_hand["trigger"] != "drift"
-    _more_examples(plane, tmp_path, "again", stored=60)  # what the retraining learns from
+    import_more(plane, tmp_path, "again", stored=60)  # what the retraining learns from
     _negative_rate_jumps(plane, "again", champion)
     cycles = plane.wait_until(
         lambda: plane.get("/v1/cycles?task=again"), lambda cs: len(cs) == 2, 60
