@@ -141,9 +141,10 @@ class Settings(BaseSettings):
     live_check_interval_s: float = Field(
         default=2.0, gt=0, le=600, description="How often the control plane decides on canaries."
     )
-    alert_webhook_url: str | None = Field(
+    alert_webhook_url: SecretStr | None = Field(
         default=None,
-        description="URL that receives each drift alert as a JSON POST; unset: no webhook.",
+        description="URL that receives each drift alert as a JSON POST; unset: no webhook. "
+        "A secret (hooks carry theirs in the URL): only its scheme and host are logged.",
     )
 
     def __init__(self, **values: Any) -> None:

@@ -18,10 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.tasks import CanaryPolicy
 from schemas.topics import LIVE_COUNTS
+from services.control_plane.alert_webhook import post_alert
 from services.control_plane.cycle_runner import CycleRunner
+from services.control_plane.live_rebuild import store_windows
+from services.control_plane.replay_start import oldest_event_time
 from services.control_plane.store_worker import StoreWorker
 from services.live_monitor.process import LiveMonitorProcess
 from training.canaries import active_canaries
@@ -38,17 +42,26 @@ WindowKey = tuple[str, str | None, int]
 
 @dataclass
 class LiveWindows:
-    """The newest counts of every window, as published by the monitor."""
+    """Every window's counts: the newest the monitor published, plus what the store held of
+    events from before the monitor's replay (``live_rebuild``); each event is in one of them."""
 
-    counts: dict[WindowKey, Outcomes] = field(default_factory=dict)
+    published: dict[WindowKey, Outcomes] = field(default_factory=dict)
+    from_store: dict[WindowKey, Outcomes] = field(default_factory=dict)
     window_s: int = 60
+
+    @property
+    def counts(self) -> dict[WindowKey, Outcomes]:
+        merged = dict(self.from_store)
+        for key, counts in self.published.items():
+            merged[key] = merged[key] + counts if key in merged else counts
+        return merged
 
     def add_message(self, raw: bytes | None) -> None:
         try:
             message = json.loads(raw or b"")
             key = (str(message["task"]), message.get("adapter_id"), int(message["window_start"]))
             self.window_s = int(message.get("window_s", self.window_s))
-            self.counts[key] = Outcomes.from_counts(message["counts"])
+            self.published[key] = Outcomes.from_counts(message["counts"])
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignored a malformed live-counts message: %r", (raw or b"")[:200])
 
@@ -91,13 +104,14 @@ class LiveGuard:
         monitor: LiveMonitorProcess | None,
         webhook_url: str | None = None,
         drift_min_events: int = 30,
+        window_s: int = 60,
     ) -> None:
         self.bootstrap = bootstrap
         self.store = store
         self.runner = runner
         self.check_interval_s = check_interval_s
         self.monitor = monitor
-        self.windows = LiveWindows()
+        self.windows = LiveWindows(window_s=window_s)
         self.last_decisions: dict[str, dict[str, Any]] = {}
         """Per task: the canary's latest decision and its evidence (for status views)."""
         self.webhook_url = webhook_url
@@ -106,6 +120,12 @@ class LiveGuard:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
+        """Rebuild the windows of events the monitor cannot replay from the store, remember
+        the alerts already raised, then read ``flywheel.live_counts`` from its beginning.
+        Call it before the ingest agent starts, so the store holds no event the monitor
+        will also count."""
+        await self.rebuild_from_store()
+        self._alerted |= await self.store.call(_raised_alerts)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
@@ -119,6 +139,19 @@ class LiveGuard:
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         self._consumer = consumer
+
+    async def rebuild_from_store(self) -> None:
+        try:
+            before = await oldest_event_time(self.bootstrap)
+        except (TimeoutError, KafkaError) as error:  # then the monitor's counts alone
+            log.error("cannot tell where the monitor's replay starts (%r): no rebuild", error)
+            return
+        cutoff = before or datetime.now(UTC).replace(tzinfo=None)
+        rebuilt = await self.store.call(
+            store_windows, window_s=self.windows.window_s, before=cutoff
+        )
+        self.windows.from_store = {k: Outcomes.from_counts(c) for k, c in rebuilt.items()}
+        log.info("live windows rebuilt from the store (events before %s): %d", cutoff, len(rebuilt))
 
     async def run(self) -> None:
         assert self._consumer is not None, "start() first"
@@ -188,7 +221,8 @@ class LiveGuard:
                 key = (task, current["adapter_id"], alert.baseline, newest_start)
                 if key not in self._alerted:
                     self._alerted.add(key)
-                    await self._alert(task, current, alert.baseline, alert.evidence())
+                    evidence = {**alert.evidence(), "window_start": newest_start}
+                    await self._alert(task, current, alert.baseline, evidence)
 
     async def _alert(
         self, task: str, current: dict[str, Any], baseline: str, evidence: dict[str, Any]
@@ -204,7 +238,7 @@ class LiveGuard:
             evidence=evidence,
         )
         if self.webhook_url:
-            await _post_webhook(
+            await post_alert(
                 self.webhook_url,
                 {
                     "task": task,
@@ -264,13 +298,11 @@ def _live_champions(connection: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-async def _post_webhook(url: str, body: dict[str, Any]) -> None:
-    """POST the alert as JSON; a failing webhook is logged, never fatal."""
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.post(url, json=body)
-            response.raise_for_status()
-    except httpx.HTTPError as error:
-        log.error("alert webhook %s failed: %s", url.split("?")[0], error)
+def _raised_alerts(connection: Any) -> set[tuple[str, str | None, str, int]]:
+    """The windows already alerted on (a restart must not alert, roll back or retrain on
+    the same window twice)."""
+    rows = connection.execute(
+        "SELECT task, adapter_id, baseline, json_extract(evidence, '$.window_start') "
+        "FROM live_alerts"
+    ).fetchall()
+    return {(t, a, b, int(w)) for t, a, b, w in rows if w is not None}

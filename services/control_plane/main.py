@@ -149,7 +149,10 @@ async def _serve(
         runner=state.cycles,
         check_interval_s=settings.live_check_interval_s,
         monitor=monitor,
-        webhook_url=settings.alert_webhook_url,
+        webhook_url=(
+            settings.alert_webhook_url.get_secret_value() if settings.alert_webhook_url else None
+        ),
+        window_s=settings.live_window_s,
     )
     server = loop_server(
         create_app(state),
@@ -161,8 +164,8 @@ async def _serve(
 
     stop = stop_on_signals()
     try:
+        await state.live_guard.start()  # before the ingest stores anything new: see its doc
         await agent.start()
-        await state.live_guard.start()
         await state.scheduler.refresh_cron_jobs()
         state.scheduler.start()
         tasks = {

@@ -11,8 +11,8 @@ topics from their beginning and counts everything again (then the totals it publ
 what it had published before, plus what is new). faust's changelog tables were tried first:
 their recovery stops at the broker's "latest offset", which the bundled broker (Tansu)
 reports short of the true end, so the last updates of a window were lost on restart. The
-topics' retention bounds what a restart can recount; the control plane also rebuilds
-windows from the store (``services.control_plane.live_guard``).
+topics' retention bounds what a restart can recount; the control plane also rebuilds the
+windows of events it cannot replay from the store (``services.control_plane.live_rebuild``).
 
 Run one worker (faust's group_by with tables across several workers hung in tests here).
 Its web server is off: nothing listens on any address.

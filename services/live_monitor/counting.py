@@ -81,12 +81,12 @@ def split_key(key: str) -> tuple[str, str, int]:
     return task, version, int(start)
 
 
-def add(counts: dict[str, int] | None, counter: str) -> dict[str, int]:
-    """A copy of ``counts`` with one more ``counter`` (``low_ratings`` are ratings too)."""
+def add(counts: dict[str, int] | None, counter: str, times: int = 1) -> dict[str, int]:
+    """A copy of ``counts`` with ``times`` more ``counter`` (``low_ratings`` are ratings too)."""
     updated = dict(counts or {})
-    updated[counter] = updated.get(counter, 0) + 1
+    updated[counter] = updated.get(counter, 0) + times
     if counter == "low_ratings":
-        updated["ratings"] = updated.get("ratings", 0) + 1
+        updated["ratings"] = updated.get("ratings", 0) + times
     return updated
 
 

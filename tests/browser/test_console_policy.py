@@ -39,7 +39,7 @@ def test_every_view_works_under_the_policy_and_inline_script_is_refused(model_pl
         legend = page.locator(".card[data-task=money] .legend span").first
         # the chart colours its legend with a style attribute, which the policy allows
         assert legend.evaluate("e => getComputedStyle(e).color") == "rgb(36, 87, 197)"
-        for key, view in (("3", "#cycles"), ("4", "#adapters"), ("5", "#audit")):
+        for key, view in (("3", "#cycles"), ("4", "#adapters"), ("5", "#audit"), ("6", "#live")):
             page.keyboard.press(key)
             expect(page.locator(view)).to_be_visible()
         expect(page.locator("#audit-table")).to_contain_text("task:replace")

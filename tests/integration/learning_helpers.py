@@ -28,6 +28,8 @@ def define_task(plane: ControlPlaneProcess, tmp_path: Path, name: str, **overrid
             "replay_budget": 10,
         },
     }
+    if "drift_policy" in overrides:
+        spec["drift_policy"] = overrides.pop("drift_policy")
     path = tmp_path / f"{name}.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML
     result = plane.cli("task", "create", "--from-file", str(path), "--replace")
@@ -57,3 +59,13 @@ def import_examples(
 
 def cycles_of(plane: ControlPlaneProcess, task: str) -> list[dict]:
     return plane.get(f"/v1/cycles?task={task}")
+
+
+def import_more(plane: ControlPlaneProcess, tmp_path: Path, task: str, stored: int) -> None:
+    """Twenty new labelled examples, unlike ``import_examples``'s (a second cycle needs
+    ground truth its champion never saw); ``stored``: the task's ground truth before."""
+    data = tmp_path / f"{task}-more.jsonl"
+    rows = [{"input": f"later {i}: pay the invoice", "output": "yes"} for i in range(20)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert plane.cli("import", task, "--data", str(data)).returncode == 0
+    plane.wait_for(lambda s: s["tasks"][task]["ground_truth"] == stored + 20)

@@ -33,6 +33,7 @@ CONTROL_PLANE = {
     ("POST", "/v1/tasks/{name}/rollback"): {"operator"},
     ("GET", "/v1/tasks/{name}/canary"): {"operator"},
     ("POST", "/v1/tasks/{name}/canary/end"): {"operator"},  # a reviewer cannot end a canary
+    ("GET", "/v1/drift-alerts"): {"operator"},
     ("POST", "/v1/cycles/{cycle_id}/approve"): {"operator"},
     ("POST", "/v1/cycles/{cycle_id}/reject"): {"operator"},
     ("GET", "/v1/review/queue"): {"reviewer"},

@@ -63,8 +63,9 @@ function fillTaskSelects() {
   const options = state.tasks.map((t) => `<option value="${esc(t.name)}">${esc(t.name)}</option>`).join("");
   $("#review-task").innerHTML = `<option value="">all tasks</option>${options}`;
   $("#adapter-task").innerHTML = options;
+  $("#live-task").innerHTML = options;
   const served = state.tasks.find((t) => t.champion);  // open on a task with a champion
-  if (served) $("#adapter-task").value = served.name;
+  if (served) $("#adapter-task").value = $("#live-task").value = served.name;
 }
 
 function show(view) {
@@ -75,17 +76,19 @@ function show(view) {
   }
   clearInterval(state.timer);
   const refresh = { overview: loadOverview, review: loadQueue, cycles: loadCycles,
-    adapters: loadAdapters, audit: loadAudit }[view];
+    adapters: loadAdapters, audit: loadAudit, live: loadLive }[view];
   refresh();
   if (view !== "review") state.timer = setInterval(refresh, 3000);
   if (view === "review" && !state.item) nextItem();
 }
 
 // -- charts (inline SVG) ---------------------------------------------------------------------
-function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640, height = 220, xFormat = null } = {}) {
+// ``rules``: horizontal dashed lines across the plot (a decision boundary), ``{ y, label }``.
+function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640, height = 220, xFormat = null, rules = [] } = {}) {
   const points = series.flatMap((s) => s.points).filter((p) => p.y !== null && p.y !== undefined);
   if (!points.length) return `<p class="muted">No data yet.</p>`;
-  const xs = points.map((p) => p.x), ys = points.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y]);
+  const xs = points.map((p) => p.x);
+  const ys = [...points.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y]), ...rules.map((r) => r.y)];
   let x0 = Math.min(...xs), x1 = Math.max(...xs);
   if (x1 === x0) { x0 -= 1; x1 += 1; }  // one point: draw it in the middle
   const lo = yMin ?? Math.min(...ys), hi = yMax ?? (Math.max(...ys) === lo ? lo + 1 : Math.max(...ys));
@@ -103,6 +106,10 @@ function lineChart(series, { yLabel = "", yMin = null, yMax = null, width = 640,
     for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
       svg += `<text x="${sx(x)}" y="${height - 10}" font-size="10" text-anchor="middle">${esc(xFormat(x))}</text>`;
     }
+  }
+  for (const r of rules) {
+    svg += `<line class="rule" x1="${L}" x2="${width - R}" y1="${sy(r.y)}" y2="${sy(r.y)}" stroke="#1d2430" stroke-dasharray="6 4"/>`;
+    svg += `<text x="${width - R}" y="${sy(r.y) - 4}" font-size="10" text-anchor="end">${esc(r.label)}</text>`;
   }
   series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];
@@ -124,6 +131,11 @@ const t = (iso) => Date.parse(iso.endsWith("Z") ? iso : `${iso}Z`);
 // -- overview ----------------------------------------------------------------------------------
 async function loadOverview() {
   state.tasks = await api("/v1/tasks");
+  const alerts = await api("/v1/drift-alerts?limit=10");
+  $("#drift-alerts").innerHTML = alerts.length ? `<div class="card alerts" role="alert"><h2>Drift alerts</h2>
+    <ul>${alerts.map((a) => `<li data-task="${esc(a.task)}"><strong>${esc(a.task)}</strong>: champion
+      <code>${short(a.adapter_id)}</code> worse than ${esc(BASELINES[a.baseline] ?? a.baseline)} ·
+      policy ${esc(a.action)} · ${when(a.raised_at)}<br><span class="muted">${esc(a.reason)}</span></li>`).join("")}</ul></div>` : "";
   const cards = [];
   for (const task of state.tasks) {
     const growth = await api(`/v1/tasks/${encodeURIComponent(task.name)}/growth`);
@@ -333,6 +345,100 @@ async function rollback() {
   await loadAdapters();
 }
 
+// -- live outcomes: canary and drift -------------------------------------------------------
+const BASELINES = { first_window: "its own first window", previous_champion: "the previous champion's last window" };
+const pct = (v) => `${Math.round(Number(v) * 100)}%`;
+const seconds = (x) => new Date(x).toISOString().slice(11, 19);
+// Label at most about eight of the x values, so a long run of windows stays legible.
+function sparse(xs, format) {
+  const sorted = [...new Set(xs)].sort((a, b) => a - b), step = Math.ceil(sorted.length / 8);
+  const shown = new Set(sorted.filter((_, i) => i % step === 0));
+  return (x) => (shown.has(x) ? format(x) : "");
+}
+
+function roleOf(adapter, canary, champion) {
+  if (canary && adapter === canary.adapter_id) return "canary";
+  return adapter === champion ? "champion" : "earlier version";
+}
+
+function ratesChart(live, champion) {
+  const byVersion = new Map();
+  for (const w of live.windows.slice(-240)) {
+    const key = w.adapter_id ?? null;
+    if (!byVersion.has(key)) byVersion.set(key, []);
+    byVersion.get(key).push({ x: w.window_start * 1000, y: w.negative_rate,
+      label: `${w.negative} of ${w.judged} judged answers negative (${w.answers} answers)` });
+  }
+  const series = [...byVersion].map(([adapter, points]) => ({
+    name: `${adapter ? adapter.slice(0, 12) : "base model"} (${roleOf(adapter, live.canary, champion)})`, points }));
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  return lineChart(series, { yLabel: `negative share of judged answers per ${live.window_s ?? "?"} s window`,
+    yMin: 0, yMax: 1, xFormat: sparse(xs, seconds) });
+}
+
+function boundaryChart(trail) {
+  if (!trail.length) return `<p class="muted">No judged answers since the canary started.</p>`;
+  const xs = trail.map((p) => p.t * 1000);
+  return lineChart([
+    { name: "canary − champion negative rate, with its interval", points: trail.map((p) => ({
+      x: p.t * 1000, y: p.difference, lo: p.low, hi: p.high,
+      label: `${num(p.low)} .. ${num(p.high)} after ${p.canary_judged} / ${p.champion_judged} judged` })) },
+  ], { yLabel: "difference of negative rates (cumulative)", xFormat: sparse(xs, seconds),
+    rules: [{ y: 0, label: "decision boundary: interval above, roll back; below, promote" }] });
+}
+
+function canaryState(live, champion) {
+  const c = live.canary;
+  if (!c) {
+    const last = live.history[live.history.length - 1];
+    const ended = last ? ` The last one, <code>${short(last.adapter_id)}</code>, ended
+      <span id="canary-outcome" class="verdict-${esc(last.outcome)}">${esc(last.outcome)}</span> by ${esc(last.actor)}.` : "";
+    return `<p id="no-canary">No canary is running; the champion <code>${short(champion)}</code> serves every request.${ended}</p>`;
+  }
+  const d = live.decision && live.decision.adapter_id === c.adapter_id ? live.decision : null;
+  return `<p>Canary <code id="canary-adapter">${short(c.adapter_id)}</code> against the champion
+      <code>${short(c.champion_id)}</code> serves <strong id="canary-fraction">${pct(c.policy.fraction)}</strong>
+      of the task's requests since ${when(c.started_at)}.</p>
+    <p>Judged answers so far: canary <strong id="canary-events">${d ? d.candidate.n : 0}</strong>, champion
+      <strong id="champion-events">${d ? d.reference.n : 0}</strong>; a decision needs
+      <strong id="canary-min-events">${c.policy.min_events}</strong> on each side. Deadline
+      <span id="canary-deadline">${when(c.deadline)}</span>, then the default: ${esc(c.policy.default)}.</p>
+    <p>Decision: <strong id="canary-decision" class="verdict-${esc(d?.action)}">${esc(d ? d.action : "none yet")}</strong>
+      ${d ? `<span class="muted">${esc(d.reason)}</span>` : ""}</p>`;
+}
+
+async function loadLive() {
+  const task = $("#live-task").value;
+  if (!task) return;
+  const q = encodeURIComponent(task);
+  const [detail, live] = await Promise.all([api(`/v1/tasks/${q}`), api(`/v1/tasks/${q}/canary`)]);
+  $("#canary-state").innerHTML = canaryState(live, detail.champion);
+  // Ending a canary changes what every server serves: operators and admins only (the API
+  // refuses anyone else too).
+  $("#canary-actions").hidden = !live.canary || !["operator", "admin"].includes(state.role);
+  $("#live-chart").innerHTML = ratesChart(live, detail.champion);
+  $("#boundary-chart").innerHTML = boundaryChart(live.trail);
+  $("#canary-history tbody").innerHTML = live.history.slice().reverse().map((h) => `<tr>
+    <td>${when(h.started_at)}</td><td>${when(h.ended_at) || "running"}</td><td><code>${short(h.adapter_id)}</code></td>
+    <td class="verdict-${esc(h.outcome)}">${esc(h.outcome ?? "")}</td><td>${esc(h.actor ?? "")}</td>
+    <td>${esc(h.evidence?.reason ?? "")}</td></tr>`).join("");
+}
+
+async function endCanary(outcome) {
+  const task = $("#live-task").value;
+  const verb = outcome === "promote" ? "Promote" : "Roll back";
+  if (!task || !confirm(`${verb} the canary of ${task}? Every inference server follows.`)) return;
+  try {
+    await api(`/v1/tasks/${encodeURIComponent(task)}/canary/end`, { method: "POST",
+      body: JSON.stringify({ outcome, reason: `${verb.toLowerCase()} from the console` }) });
+    $("#canary-status").textContent = outcome === "promote"
+      ? "Promoted: the canary is the champion now." : "Rolled back: the champion serves every request.";
+  } catch (error) {
+    $("#canary-status").textContent = `The canary was not ended: ${error.message}`;
+  }
+  await loadLive();
+}
+
 // -- audit -------------------------------------------------------------------------------------
 async function loadAudit() {
   const rows = await api("/v1/audit?limit=300");
@@ -345,6 +451,9 @@ $("#login-form").onsubmit = (e) => { e.preventDefault(); login($("#token").value
 $("#logout").onclick = () => logout();
 $("#rollback").onclick = rollback;
 $("#adapter-task").onchange = loadAdapters;
+$("#live-task").onchange = loadLive;
+$("#canary-promote").onclick = () => endCanary("promote");
+$("#canary-rollback").onclick = () => endCanary("rollback");
 $("#review-task").onchange = () => { state.item = null; nextItem(); };
 for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => show(b.dataset.view);
 
@@ -355,7 +464,7 @@ document.addEventListener("keydown", (e) => {
   if (typing) { if (e.key === "Escape") document.activeElement.blur(); return; }
   const tabs = [...document.querySelectorAll("#tabs button")].filter((b) => !b.hidden);
   const index = Number(e.key) - 1;
-  if (index >= 0 && index < 5) {
+  if (index >= 0 && index < 6) {
     const button = document.querySelector(`#tabs button:nth-child(${index + 1})`);
     if (button && !button.hidden) show(button.dataset.view);
     return;
