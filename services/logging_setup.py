@@ -18,5 +18,5 @@ def configure_logging(level: str, log_file: Path) -> None:
     for handler in (file_handler, stream):
         handler.setFormatter(logging.Formatter(FORMAT))
     logging.basicConfig(level=level, handlers=[file_handler, stream], force=True)
-    for noisy in ("aiokafka", "kafka", "apscheduler"):
+    for noisy in ("aiokafka", "kafka", "apscheduler", "httpx"):  # httpx: a line per request
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     vllm_api_key: SecretStr | None = Field(
         default=None, description="The replicas' --api-key, if they were started with one."
     )
+    vllm_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest a vLLM replica may take over one answer before the gateway "
+        "tries the next replica.",
+    )
     vllm_grace_s: float = Field(
         default=60.0,
         ge=0,

@@ -99,6 +99,19 @@ class VllmProcess:
             time.sleep(1)
         raise RuntimeError(f"vLLM did not start: {self.log_path.read_text()[-3000:]}")
 
+    def warm_up(self) -> None:
+        """The first answer takes tens of seconds on CPU (compilation, caches); pay it here,
+        once, not inside a test's timing."""
+        body = {"model": "base", "prompt": "Hello", "max_tokens": 2, "temperature": 0}
+        httpx.post(f"{self.url}/v1/completions", json=body, timeout=300).raise_for_status()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: vLLM forgets every runtime-loaded adapter."""
+        self.stop()
+        self.start()
+        self.wait_ready()
+        self.warm_up()
+
     def models(self) -> set[str]:
         body = httpx.get(f"{self.url}/v1/models", timeout=10).json()
         return {m["id"] for m in body["data"]}
@@ -132,6 +145,7 @@ def vllm_replica(
     replica.start()
     try:
         replica.wait_ready()
+        replica.warm_up()
         yield replica
     finally:
         replica.stop()

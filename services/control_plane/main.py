@@ -174,7 +174,7 @@ async def _serve(
             asyncio.create_task(stop.wait(), name="signal"),
         }
         if settings.vllm_urls:
-            reconciler = await start_reconciler(settings, store)
+            reconciler = state.vllm = await start_reconciler(settings, store)
             tasks.add(asyncio.create_task(reconciler.run(), name="vllm-reconciler"))
         _write_private(
             settings.run_dir / "control-plane.json",

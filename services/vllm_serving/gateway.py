@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,12 +199,11 @@ def _attempts(
     caller_key: str | None,
     *,
     stream: bool = False,
-) -> list[tuple[VllmReplica, str | None, dict[str, Any]]]:
+) -> Iterator[tuple[VllmReplica, str | None, dict[str, Any]]]:
     """(replica, version, request body) for each replica that is up and serves a version of
-    the task, in the order to try them."""
+    the task, in the order to try them; each built only when the one before it failed."""
     limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
     style = style_of(task)
-    attempts = []
     for replica in state.pool.in_order():
         served = state.pool.served[replica.url]
         if served is None or served.base is None:
@@ -225,8 +224,7 @@ def _attempts(
             stop_token_id=stop_token(state.tokenizer),
             stream=stream,
         )
-        attempts.append((replica, adapter_id, body))
-    return attempts
+        yield replica, adapter_id, body
 
 
 async def _ready_task(state: GatewayState, task_name: str) -> TaskDefinition:

@@ -58,7 +58,12 @@ def run(settings: Settings, *, progress: Callable[[str], None] | None = None) ->
         link=ControlPlaneLink(settings.api_url, token),
         auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
         router=VersionRouter(),
-        pool=ReplicaPool([VllmReplica(url, api_key=key) for url in settings.vllm_urls]),
+        pool=ReplicaPool(
+            [
+                VllmReplica(url, api_key=key, timeout_s=settings.vllm_timeout_s)
+                for url in settings.vllm_urls
+            ]
+        ),
         client=FlywheelClient(
             settings.bootstrap, spool_dir=settings.spool_dir / instance_name(settings)
         ),

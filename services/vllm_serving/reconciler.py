@@ -256,7 +256,10 @@ def reconciler_from_settings(settings: Settings, book: ChampionBook) -> VllmReco
     """A reconciler for FLYWHEEL_VLLM_URLS over ``book``'s routes."""
     key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     return VllmReconciler(
-        replicas=[VllmReplica(url, api_key=key) for url in settings.vllm_urls],
+        replicas=[
+            VllmReplica(url, api_key=key, timeout_s=settings.vllm_timeout_s)
+            for url in settings.vllm_urls
+        ],
         book=book,
         adapters_dir=settings.adapters_dir,
         replica_adapters_dir=settings.vllm_adapters_dir,

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+MODELS_TIMEOUT_S = 10.0
+
 
 class ReplicaUnavailable(Exception):
     """The replica cannot be reached or answered with a server error: try again later."""
@@ -38,17 +40,24 @@ class Served:
 
 
 class VllmReplica:
-    def __init__(self, url: str, *, timeout_s: float = 30.0, api_key: str | None = None) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 120.0, api_key: str | None = None) -> None:
+        """``timeout_s`` bounds one answer or adapter load; a replica that takes longer is
+        treated as failed for that request. Asking what it serves times out after 10 s."""
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, headers=headers)
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            headers=headers,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def served(self) -> Served:
         """The base model and adapters this replica serves now."""
-        body = (await self._request("GET", "/v1/models")).json()
+        body = (await self._request("GET", "/v1/models", timeout=MODELS_TIMEOUT_S)).json()
         models = body.get("data", []) if isinstance(body, dict) else []
         names = frozenset(str(m["id"]) for m in models if isinstance(m, dict) and "id" in m)
         base = next((str(m["id"]) for m in models if not m.get("parent")), None)
@@ -91,7 +100,9 @@ class VllmReplica:
         try:
             response = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
         except httpx.HTTPError as error:
-            raise ReplicaUnavailable(f"vLLM replica {self.url} unreachable ({error})") from error
+            raise ReplicaUnavailable(
+                f"vLLM replica {self.url} unreachable or too slow ({type(error).__name__}: {error})"
+            ) from error
         self._raise_for(response, path)
         return response
 
