@@ -62,6 +62,9 @@ from training.adapter_files import adapter_dir
 from training.auto_recipe import ResolvedRecipe, serving_lengths, stored_recipe
 from training.chat_format import prompt_ids, style_of
 
+ROUNDS = 2
+"""Passes over the replicas: a second only when a version was unloaded under a request."""
+
 
 @dataclass
 class GatewayState:
@@ -147,16 +150,20 @@ async def answer(
     """Forward one request to a replica that can answer it, capture the answer, return it."""
     task = await _ready_task(state, task_name)
     started = time.perf_counter()
-    for replica, adapter_id, body in _attempts(state, task, text, max_new_tokens, caller_key):
-        try:
-            completion = read_completion(await replica.complete(body))
-        except (ReplicaUnavailable, ValueError) as error:
-            state.pool.mark_down(replica, str(error))
-            continue
-        except ReplicaRefused as error:
-            await _refused(state, replica, error)
-            continue
-        return capture(state, task_name, text, completion, adapter_id, started, metadata)
+    for _ in range(ROUNDS):
+        unloaded = False
+        for replica, adapter_id, body in _attempts(state, task, text, max_new_tokens, caller_key):
+            try:
+                completion = read_completion(await replica.complete(body))
+            except (ReplicaUnavailable, ValueError) as error:
+                state.pool.mark_down(replica, str(error))
+                continue
+            except ReplicaRefused as error:
+                unloaded |= await _refused(state, replica, error)
+                continue
+            return capture(state, task_name, text, completion, adapter_id, started, metadata)
+        if not unloaded:
+            break
     raise _no_replica(task_name)
 
 
@@ -172,22 +179,25 @@ async def stream_answer(
     pass its chunks through as chat-completion chunks; the answer is captured at its end."""
     task = await _ready_task(state, task_name)
     started = time.perf_counter()
-    for replica, adapter_id, body in _attempts(
-        state, task, text, max_new_tokens, caller_key, stream=True
-    ):
-        stack = AsyncExitStack()
-        try:
-            payloads = await stack.enter_async_context(replica.stream(body))
-        except ReplicaUnavailable as error:
-            state.pool.mark_down(replica, str(error))
-            continue
-        except ReplicaRefused as error:
-            await _refused(state, replica, error)
-            continue
-        chunks = _chat_chunks(
-            state, payloads, stack, task_name, text, adapter_id, started, metadata
-        )
-        return StreamingResponse(chunks, media_type="text/event-stream")
+    for _ in range(ROUNDS):
+        unloaded = False
+        attempts = _attempts(state, task, text, max_new_tokens, caller_key, stream=True)
+        for replica, adapter_id, body in attempts:
+            stack = AsyncExitStack()
+            try:
+                payloads = await stack.enter_async_context(replica.stream(body))
+            except ReplicaUnavailable as error:
+                state.pool.mark_down(replica, str(error))
+                continue
+            except ReplicaRefused as error:
+                unloaded |= await _refused(state, replica, error)
+                continue
+            chunks = _chat_chunks(
+                state, payloads, stack, task_name, text, adapter_id, started, metadata
+            )
+            return StreamingResponse(chunks, media_type="text/event-stream")
+        if not unloaded:
+            break
     raise _no_replica(task_name)
 
 
@@ -233,13 +243,15 @@ async def _ready_task(state: GatewayState, task_name: str) -> TaskDefinition:
     return await known_task(state.link, task_name)
 
 
-async def _refused(state: GatewayState, replica: VllmReplica, error: ReplicaRefused) -> None:
-    """A version unloaded under the request (404) sends it elsewhere after a refresh; any
-    other refusal means the replica cannot take this request: try the next one."""
+async def _refused(state: GatewayState, replica: VllmReplica, error: ReplicaRefused) -> bool:
+    """True when the version was unloaded under the request (404): the replica's served
+    names are refreshed, so the next round picks a version it has. Any other refusal means
+    the replica cannot take this request: it is marked down and the next one is tried."""
     if error.status_code == 404:
         await state.pool.refresh(replica)
-    else:
-        state.pool.mark_down(replica, str(error))
+        return True
+    state.pool.mark_down(replica, str(error))
+    return False
 
 
 def _no_replica(task_name: str) -> HTTPException:
