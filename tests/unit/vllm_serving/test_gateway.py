@@ -36,7 +36,7 @@ class Link:
 
 
 class Replica:
-    """Serves ``names``; answers 'spam' with two token log-probabilities."""
+    """Serves ``names``; answers with the first token it is allowed."""
 
     def __init__(self, url: str, names: set[str], down: bool = False) -> None:
         self.url, self.names, self.down = url, names, down
@@ -51,9 +51,12 @@ class Replica:
             raise ReplicaUnavailable(f"{self.url} unreachable")
         if body["model"] not in {"base", *self.names}:
             raise ReplicaRefused(f"The model `{body['model']}` does not exist.", 404)
+        token = body["allowed_token_ids"][0]  # the first label's first token
         return {
-            "choices": [{"text": "spam", "logprobs": {"token_logprobs": [-0.5, -0.1]}}],
-            "usage": {"prompt_tokens": 30, "completion_tokens": 2},
+            "choices": [
+                {"text": "sp", "token_ids": [token], "logprobs": {"token_logprobs": [-0.3]}}
+            ],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 1},
         }
 
     async def close(self) -> None:
@@ -119,7 +122,8 @@ def test_a_failed_replica_is_skipped_and_the_answer_is_captured_with_its_version
     assert {a.json()["adapter_id"] for a in answers} == {"a1"}
     assert len(down.bodies) == 1 and state.pool.served["http://down"] is None
     assert up.bodies[0]["model"] == "spam@a1"
-    assert up.bodies[0]["structured_outputs"] == {"choice": ["spam", "ham"]}
+    assert up.bodies[0]["max_tokens"] == 1 and len(up.bodies[0]["allowed_token_ids"]) == 2
+    assert {a.json()["output"] for a in answers} == {"spam"}
     events = state.client.emitted  # type: ignore[attr-defined]
     assert [e.event_id for e in events] == [a.json()["inference_id"] for a in answers]
     assert events[0].adapter_id == "a1" and events[0].mean_logprob == pytest.approx(-0.3)
