@@ -14,13 +14,13 @@ answer is captured as an inference event naming the version that made it.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,12 @@ from services.inference_server.app import (
     user_header,
 )
 from services.inference_server.control_plane_link import ControlPlaneLink
+from services.vllm_serving.chat_chunks import answer_chunks, chat_completion, relay_chunks
 from services.vllm_serving.completion import (
     Completion,
     answer_tokens,
     completion_body,
     label_first_tokens,
-    mean_logprob,
     read_completion,
     stop_token,
 )
@@ -133,7 +133,7 @@ def create_gateway(state: GatewayState) -> FastAPI:
         if body.stream:
             return await stream_answer(state, body.model, body.input, metadata, limit, key)
         result = await answer(state, body.model, body.input, metadata, limit, key)
-        return _chat_completion(body.model, result)
+        return chat_completion(body.model, result)
 
     @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
     async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
@@ -188,7 +188,7 @@ async def stream_answer(
     task = await _ready_task(state, task_name)
     if task.kind == "label":
         result = await answer(state, task_name, text, metadata, max_new_tokens, caller_key)
-        return StreamingResponse(_answer_chunks(result), media_type="text/event-stream")
+        return StreamingResponse(answer_chunks(result), media_type="text/event-stream")
     started = time.perf_counter()
     for _ in range(ROUNDS):
         unloaded = False
@@ -204,9 +204,17 @@ async def stream_answer(
             except ReplicaRefused as error:
                 unloaded |= await _refused(state, replica, error)
                 continue
-            chunks = _chat_chunks(
-                state, payloads, stack, task_name, text, adapter_id, started, metadata
+
+            finish = partial(
+                capture,
+                state,
+                task_name,
+                text,
+                adapter_id=adapter_id,
+                started=started,
+                metadata=metadata,
             )
+            chunks = _relayed(stack, relay_chunks(payloads, task_name, finish))
             return StreamingResponse(chunks, media_type="text/event-stream")
         if not unloaded:
             break
@@ -316,96 +324,10 @@ def capture(
     )
 
 
-async def _chat_chunks(
-    state: GatewayState,
-    payloads: AsyncIterator[str],
-    stack: AsyncExitStack,
-    task_name: str,
-    text: str,
-    adapter_id: str | None,
-    started: float,
-    metadata: dict[str, Any],
-) -> AsyncIterator[str]:
-    """vLLM's completion chunks as chat-completion chunks, as they arrive; the whole answer
-    is captured once the replica ends the stream."""
-    sse = _chunk_writer(task_name)
-    pieces: list[str] = []
-    logprobs: list[float | None] = []
-    usage: dict[str, Any] = {}
+async def _relayed(stack: AsyncExitStack, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """``chunks``, then the replica's stream closed (also when the caller goes away)."""
     try:
-        yield sse({"role": "assistant", "content": ""})
-        try:
-            async for payload in payloads:
-                data = json.loads(payload)
-                usage = data.get("usage") or usage
-                for choice in data.get("choices") or []:
-                    piece = choice.get("text") or ""
-                    logprobs += (choice.get("logprobs") or {}).get("token_logprobs") or []
-                    pieces.append(piece)
-                    if piece:
-                        yield sse({"content": piece})
-        except ReplicaUnavailable as error:
-            yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'api_error'}})}\n\n"
-            return
-        completion = Completion(
-            text="".join(pieces),
-            mean_logprob=mean_logprob(logprobs),
-            output_tokens=int(usage.get("completion_tokens", len(logprobs))),
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        )
-        result = capture(state, task_name, text, completion, adapter_id, started, metadata)
-        yield sse({}, "stop", flywheel=result.model_dump())
-        yield "data: [DONE]\n\n"
+        async for chunk in chunks:
+            yield chunk
     finally:
         await stack.aclose()
-
-
-def _chunk_writer(task_name: str) -> Callable[..., str]:
-    """``sse(delta, finish=None, **extra)``: one chat-completion chunk as an SSE event."""
-    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def sse(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        chunk = {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": task_name,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            **extra,
-        }
-        return f"data: {json.dumps(chunk)}\n\n"
-
-    return sse
-
-
-async def _answer_chunks(result: Answer) -> AsyncIterator[str]:
-    """A whole answer as the chunks of a stream: role, content, end (with the answer)."""
-    sse = _chunk_writer(result.task)
-    yield sse({"role": "assistant", "content": ""})
-    yield sse({"content": result.output})
-    yield sse({}, "stop", flywheel=result.model_dump())
-    yield "data: [DONE]\n\n"
-
-
-def _chat_completion(task_name: str, result: Answer) -> dict[str, Any]:
-    return {
-        "id": result.inference_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": task_name,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "logprobs": None,
-                "message": {"role": "assistant", "content": result.output},
-            }
-        ],
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.output_tokens,
-            "total_tokens": result.prompt_tokens + result.output_tokens,
-        },
-        "system_fingerprint": result.adapter_id or "base",
-        "flywheel": result.model_dump(),
-    }

@@ -16,7 +16,10 @@ import pytest
 from schemas.tasks import TaskDefinition
 from services.auth_limiter import FailedAuthLimiter
 from services.control_plane.tokens import Principal
+from services.errors import ServiceError
+from services.settings import Settings
 from services.vllm_serving.gateway import GatewayState, create_gateway
+from services.vllm_serving.gateway_main import run
 from services.vllm_serving.replica import ReplicaRefused, ReplicaUnavailable, Served
 from services.vllm_serving.replica_pool import ReplicaPool
 from services.vllm_serving.versions import VersionRouter
@@ -161,3 +164,8 @@ def test_unknown_tasks_and_tokens_are_refused_before_any_replica_is_asked(tokeni
     anonymous = ask(state, {"task": "spam", "input": "x"}, headers={})
     assert anonymous.status_code == 401
     assert replica.bodies == []
+
+
+def test_the_vllm_backend_without_replicas_says_what_to_set(tmp_path):
+    with pytest.raises(ServiceError, match="FLYWHEEL_VLLM_URLS"):
+        run(Settings(home=tmp_path))
