@@ -93,7 +93,10 @@ class VllmReconciler:
         follow = asyncio.create_task(self._follow(), name="vllm-promotions")
         try:
             while True:
-                await self.reconcile_once()
+                try:
+                    await self.reconcile_once()
+                except Exception:  # a vLLM surprise must not stop the control plane
+                    log.exception("vLLM reconcile pass failed; trying again in %.1f s", self.poll_s)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
                 self._wake.clear()

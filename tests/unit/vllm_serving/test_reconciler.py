@@ -133,3 +133,33 @@ def test_a_replica_that_is_down_is_reported_and_the_others_still_served(tmp_path
     status = subject.status()["replicas"]
     assert status["http://down"]["up"] is False and "down" in status["http://down"]["last_error"]
     assert status["http://up"]["up"] is True
+
+
+class SurprisingReplica(MemoryReplica):
+    """Fails its first check with an error nobody planned for."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.checks = 0
+
+    async def served(self) -> Served:
+        self.checks += 1
+        if self.checks == 1:
+            raise RuntimeError("surprise")
+        return await super().served()
+
+
+def test_an_unexpected_error_fails_one_pass_not_the_loop(tmp_path):
+    first = write_adapter(tmp_path, b"one")
+    replica = SurprisingReplica("http://r0")
+    subject = reconciler(tmp_path, [replica], Clock(), [])
+    subject.poll_s = 0.01
+    subject.apply_promotion(promotion("spam", first, "2026-12-01T10:00:00Z"))
+
+    async def run_briefly() -> None:
+        loop = asyncio.create_task(subject.run())
+        await asyncio.sleep(0.2)
+        loop.cancel()
+
+    asyncio.run(run_briefly())
+    assert replica.checks > 1 and set(replica.loaded) == {f"spam@{first}"}
