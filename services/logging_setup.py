@@ -18,6 +18,6 @@ def configure_logging(level: str, log_file: Path) -> None:
     for handler in (file_handler, stream):
         handler.setFormatter(logging.Formatter(FORMAT))
     logging.basicConfig(level=level, handlers=[file_handler, stream], force=True)
-    # httpx logs every request's full URL at INFO: a webhook's URL holds its secret.
+    # httpx logs every request's full URL at INFO (a webhook's URL holds its secret).
     for noisy in ("aiokafka", "kafka", "apscheduler", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -147,6 +147,40 @@ class Settings(BaseSettings):
         "A secret (hooks carry theirs in the URL): only its scheme and host are logged.",
     )
 
+    vllm_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated base URLs of vLLM replicas (http://host:8000). Set: the "
+        "control plane keeps each serving every task's champion and canary, and "
+        "`flywheel serve --backend vllm` forwards to them; empty: no vLLM.",
+    )
+    vllm_adapters_dir: str | None = Field(
+        default=None,
+        description="The adapter store's path as the vLLM replicas see it (where they mount "
+        "FLYWHEEL_HOME/adapters); unset: the same path as here.",
+    )
+    vllm_api_key: SecretStr | None = Field(
+        default=None, description="The replicas' --api-key, if they were started with one."
+    )
+    vllm_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest a vLLM replica may take over one answer before the gateway "
+        "tries the next replica.",
+    )
+    vllm_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="How long a version routed nowhere stays loaded on the replicas.",
+    )
+    vllm_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="How often the control plane checks what each replica serves.",
+    )
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -174,6 +208,17 @@ class Settings(BaseSettings):
                     f"{entry!r} is not an IP address or network (like 10.0.0.5 or 10.0.0.0/24)"
                 ) from None
         return tuple(entries)
+
+    @field_validator("vllm_urls", mode="before")
+    @classmethod
+    def _replica_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        urls = tuple(url.strip().rstrip("/") for url in value.split(",") if url.strip())
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL (like http://vllm-0:8000)")
+        return urls
 
     @field_validator("log_level")
     @classmethod

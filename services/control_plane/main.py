@@ -37,6 +37,7 @@ from services.loop_server import (
 )
 from services.settings import Settings
 from services.topics import ensure_topics
+from services.vllm_serving.reconciler import VllmReconciler, start_reconciler
 from training.cycle_records import recover_stale_cycles
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def _serve(
     )
 
     stop = stop_on_signals()
+    reconciler: VllmReconciler | None = None
     try:
         await state.live_guard.start()  # before the ingest stores anything new: see its doc
         await agent.start()
@@ -174,6 +176,9 @@ async def _serve(
             asyncio.create_task(server.serve(), name="api"),
             asyncio.create_task(stop.wait(), name="signal"),
         }
+        if settings.vllm_urls:
+            reconciler = state.vllm = await start_reconciler(settings, store)
+            tasks.add(asyncio.create_task(reconciler.run(), name="vllm-reconciler"))
         _write_private(
             settings.run_dir / "control-plane.json",
             json.dumps(
@@ -200,6 +205,8 @@ async def _serve(
         await asyncio.wait(tasks - {t for t in tasks if t.get_name() == "signal"}, timeout=15)
         for task in tasks:
             task.cancel()
+        if reconciler is not None:
+            await reconciler.stop()
         raise_first_failure(done)
     finally:
         if state.live_guard is not None:

@@ -15,6 +15,7 @@ from services.control_plane.maintenance import Maintenance
 from services.control_plane.scheduler import RetrainingScheduler
 from services.control_plane.store_worker import StoreWorker
 from services.control_plane.tokens import Principal
+from services.vllm_serving.reconciler import VllmReconciler
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ControlPlaneState:
     scheduler: RetrainingScheduler | None = None
     maintenance: Maintenance | None = None
     live_guard: LiveGuard | None = None
+    vllm: VllmReconciler | None = None
+    """Keeps FLYWHEEL_VLLM_URLS serving every routed version; None without vLLM."""
     principals: dict[str, Principal] = field(default_factory=dict)
     review_lease_s: float = 300.0
     review_low_confidence: float = -0.7

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +44,7 @@ from schemas.events import (
     TaskName,
     Text,
 )
+from schemas.tasks import TaskDefinition
 from schemas.validation import explain
 from services.auth_limiter import FailedAuthLimiter
 from services.control_plane.api.deps import refuse_if_blocked
@@ -158,12 +159,19 @@ class FeedbackRequest(BaseModel):
 _bearer = HTTPBearer(auto_error=False, description="A token with role app (flywheel token create)")
 
 
+class CallerCheck(Protocol):
+    """What ``caller`` needs of an app's state: this server and the vLLM gateway both have it."""
+
+    link: ControlPlaneLink
+    auth_limiter: FailedAuthLimiter
+
+
 async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller's principal; 401 without a valid token, 403 unless its role is app."""
-    state: ServerState = request.app.state.server
+    state: CallerCheck = request.app.state.server
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -197,8 +205,8 @@ App = Annotated[Principal, Depends(caller)]
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="Flywheel inference server", version="0.1.0")
     app.state.server = state
-    app.add_exception_handler(HTTPException, _openai_style_error)
-    app.add_exception_handler(RequestValidationError, _openai_style_error)
+    app.add_exception_handler(HTTPException, openai_style_error)
+    app.add_exception_handler(RequestValidationError, openai_style_error)
 
     @app.get("/healthz", summary="Readiness and what is served (no token)")
     async def healthz() -> dict[str, Any]:
@@ -214,7 +222,7 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.post("/v1/generate", response_model=Answer, summary="Answer one input of a task")
     async def generate(body: GenerateRequest, request: Request, _who: App) -> Answer:
-        key = body.user or _user_header(request)
+        key = body.user or user_header(request)
         return await answer(state, body.task, body.input, body.metadata, None, key)
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible; `model` is the task")
@@ -223,7 +231,7 @@ def create_app(state: ServerState) -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
         limit = body.max_completion_tokens or body.max_tokens
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
-        key = body.user or _user_header(request)
+        key = body.user or user_header(request)
         result = await answer(state, body.model, body.input, metadata, limit, key)
         return {
             "id": result.inference_id,
@@ -249,19 +257,24 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
     async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
-        try:
-            event = FeedbackEvent(
-                event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), **body.model_dump()
-            )
-        except ValidationError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
-        state.client.emit(event)  # queued: the SDK's sender does the network I/O
-        return {"event_id": event.event_id, "status": "accepted"}
+        return accept_feedback(state.client, body)
 
     return app
 
 
-async def _openai_style_error(request: Request, error: Exception) -> JSONResponse:
+def accept_feedback(client: FlywheelClient, body: FeedbackRequest) -> dict[str, str]:
+    """Queue a feedback event (the SDK's sender does the network I/O); 422 when invalid."""
+    try:
+        event = FeedbackEvent(
+            event_id=uuid.uuid4().hex, occurred_at=datetime.now(UTC), **body.model_dump()
+        )
+    except ValidationError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, explain(error)) from error
+    client.emit(event)
+    return {"event_id": event.event_id, "status": "accepted"}
+
+
+async def openai_style_error(request: Request, error: Exception) -> JSONResponse:
     """Errors carry FastAPI's ``detail`` and OpenAI's ``error`` object, so the OpenAI SDK
     shows the reason (for example "no task named ...") instead of a bare status code."""
     if isinstance(error, RequestValidationError):
@@ -308,15 +321,7 @@ async def answer(
 ) -> Answer:
     if not state.ready:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still loading")
-    try:
-        task = await state.link.task(task_name)
-    except ControlPlaneUnavailable as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
-    if task is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"no task named {task_name}: create it with `flywheel task create`",
-        )
+    task = await known_task(state.link, task_name)
     started = time.perf_counter()
     style = style_of(task)
     limit = min(max_new_tokens or state.max_new_tokens, state.max_new_tokens)
@@ -340,8 +345,8 @@ async def answer(
     # The request was validated against the contract before the model ran; what the model
     # made is bounded here, so the event is valid by construction and the answer returned is
     # exactly the answer captured.
-    output = _capturable_output(prediction.output)
-    mean_logprob = _capturable_logprob(prediction.mean_logprob)
+    output = capturable_output(prediction.output)
+    mean_logprob = capturable_logprob(prediction.mean_logprob)
     latency_ms = min((time.perf_counter() - started) * 1000, MAX_LATENCY_MS)
     event = InferenceEvent(
         event_id=uuid.uuid4().hex,
@@ -369,7 +374,21 @@ async def answer(
     )
 
 
-def _user_header(request: Request) -> str | None:
+async def known_task(link: ControlPlaneLink, task_name: str) -> TaskDefinition:
+    """The task's definition; 404 when there is none, 503 when the control plane is away."""
+    try:
+        task = await link.task(task_name)
+    except ControlPlaneUnavailable as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    if task is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no task named {task_name}: create it with `flywheel task create`",
+        )
+    return task
+
+
+def user_header(request: Request) -> str | None:
     """The ``X-Flywheel-User`` header: the caller key of a client that sends no ``user``."""
     value = request.headers.get("x-flywheel-user")
     return value[:256] if value else None
@@ -379,12 +398,12 @@ MAX_LATENCY_MS = 3_600_000.0
 """The contract's bound on ``latency_ms``; a request that waited longer is recorded at it."""
 
 
-def _capturable_output(text: str) -> str:
+def capturable_output(text: str) -> str:
     """The output as the contract can hold it: NUL bytes dropped, at most MAX_TEXT_CHARS."""
     return text.replace("\x00", "")[:MAX_TEXT_CHARS]
 
 
-def _capturable_logprob(value: float) -> float:
+def capturable_logprob(value: float) -> float:
     """The mean log-probability within the contract's [-100, 0]; NaN (a broken model) reads
     as the least confident value."""
     return -100.0 if math.isnan(value) else max(-100.0, min(0.0, value))

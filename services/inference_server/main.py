@@ -61,7 +61,7 @@ def server_token(settings: Settings) -> str:
         ) from error
 
 
-async def _retry_later(request: Request, error: Exception) -> Response:
+async def retry_later(request: Request, error: Exception) -> Response:
     """A control plane that refuses this server for a while is answered as 429 with
     Retry-After, in the app's own error format, not as a 500."""
     assert isinstance(error, ControlPlaneRateLimited)
@@ -135,7 +135,7 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
         auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
     )
     app = create_app(state)
-    app.add_exception_handler(ControlPlaneRateLimited, _retry_later)
+    app.add_exception_handler(ControlPlaneRateLimited, retry_later)
     server = loop_server(
         app,
         settings.serve_host,

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +92,7 @@ class PromotionFollower:
         return True
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            fetch_max_wait_ms=100,
-            client_id="flywheel-inference-server",
-        )
-        await consumer.start()
-        partitions = consumer.partitions_for_topic(PROMOTIONS) or set()
-        if not partitions:
-            await consumer.stop()
-            raise RuntimeError(f"topic {PROMOTIONS} does not exist; start the control plane first")
-        assigned = [TopicPartition(PROMOTIONS, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        self._consumer = consumer
+        self._consumer = await promotions_consumer(self.bootstrap, "flywheel-inference-server")
 
     async def run(self) -> None:
         assert self._consumer is not None, "start() first"
@@ -117,21 +103,59 @@ class PromotionFollower:
                     await self._handle(record.value)
 
     async def _handle(self, raw: bytes | None) -> None:
-        try:
-            message: dict[str, Any] = json.loads(raw or b"")
-            task, adapter_id = message["task"], message.get("adapter_id")
-            canary = message.get("canary", False)
-            if isinstance(canary, dict):
-                canary = {
-                    "adapter_id": str(canary["adapter_id"]),
-                    "fraction": float(canary["fraction"]),
-                }
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignored a malformed promotion message: %r", (raw or b"")[:200])
-            return
-        await self.apply(task, adapter_id, message.get("at"), canary)
+        message = parse_promotion(raw)
+        if message is not None:
+            await self.apply(message.task, message.adapter_id, message.at, message.canary)
 
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+
+@dataclass(frozen=True)
+class PromotionMessage:
+    task: str
+    adapter_id: str | None
+    at: str | None
+    canary: dict[str, Any] | bool | None
+    """As ``ChampionBook.apply`` takes it: a dict, None (no canary) or False (not said)."""
+
+
+def parse_promotion(raw: bytes | None) -> PromotionMessage | None:
+    """A flywheel.promotions message, or None (logged) when it is malformed."""
+    try:
+        message: dict[str, Any] = json.loads(raw or b"")
+        canary = message.get("canary", False)
+        if isinstance(canary, dict):
+            canary = {
+                "adapter_id": str(canary["adapter_id"]),
+                "fraction": float(canary["fraction"]),
+            }
+        return PromotionMessage(
+            message["task"], message.get("adapter_id"), message.get("at"), canary
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignored a malformed promotion message: %r", (raw or b"")[:200])
+        return None
+
+
+async def promotions_consumer(bootstrap: str, client_id: str) -> AIOKafkaConsumer:
+    """A started consumer of every partition of flywheel.promotions, from the beginning, with
+    no consumer group: every follower sees every promotion (the topic is tiny)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=100,
+        client_id=client_id,
+    )
+    await consumer.start()
+    partitions = consumer.partitions_for_topic(PROMOTIONS) or set()
+    if not partitions:
+        await consumer.stop()
+        raise RuntimeError(f"topic {PROMOTIONS} does not exist; start the control plane first")
+    assigned = [TopicPartition(PROMOTIONS, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    await consumer.seek_to_beginning(*assigned)
+    return consumer

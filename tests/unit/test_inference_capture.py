@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.events import MAX_TEXT_CHARS, InferenceEvent
-from services.inference_server.app import _capturable_logprob, _capturable_output
+from services.inference_server.app import capturable_logprob, capturable_output
 
 
 @pytest.mark.parametrize(
@@ -26,9 +26,9 @@ def test_any_model_output_makes_a_valid_inference_event(output: str, logprob: fl
         occurred_at=datetime.now(UTC),
         task="spam",
         input="mail",
-        output=_capturable_output(output),
+        output=capturable_output(output),
         base_model="tiny-llama",
-        mean_logprob=_capturable_logprob(logprob),
+        mean_logprob=capturable_logprob(logprob),
     )
     assert "\x00" not in event.output and len(event.output) <= MAX_TEXT_CHARS
     assert event.output == output.replace("\x00", "")[:MAX_TEXT_CHARS]

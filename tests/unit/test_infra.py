@@ -97,7 +97,7 @@ def test_kubernetes_manifests_keep_one_writer_and_share_the_store():
     plane = next(d for d in manifests("Deployment") if d["metadata"]["name"] == "control-plane")
     assert plane["spec"]["replicas"] == 1 and plane["spec"]["strategy"]["type"] == "Recreate"
     for container in containers():
-        if container["name"] == "kafka":
+        if container["name"] in ("kafka", "vllm"):
             continue
         assert container["args"][0] in COMMANDS
         assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
@@ -110,6 +110,40 @@ def test_kubernetes_manifests_keep_one_writer_and_share_the_store():
     gpu = next(d for d in manifests("Deployment") if d["metadata"]["name"] == "training-worker")
     limits = gpu["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == 1
+
+
+def test_vllm_servers_run_the_official_image_behind_the_gateway_and_the_reconciler():
+    overlay = yaml.safe_load((INFRA / "compose.vllm.yaml").read_text())["services"]
+    servers = {name: s for name, s in overlay.items() if name.startswith("vllm-")}
+    assert len(servers) == 2
+    urls = ",".join(f"http://{name}:8000" for name in sorted(servers))
+    for server in servers.values():
+        assert server["image"].startswith("vllm/vllm-openai:")
+        assert server["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+        assert "--enable-lora" in server["command"]
+        assert "flywheel-data:/data:ro" in server["volumes"]  # adapters at the same path
+        assert server["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert overlay["gateway"]["command"] == ["serve", "--backend", "vllm"]
+    assert overlay["gateway"]["environment"]["FLYWHEEL_VLLM_URLS"] == urls
+    assert overlay["control-plane"]["environment"]["FLYWHEEL_VLLM_URLS"] == urls
+    for service in (overlay["gateway"], overlay["control-plane"]):
+        for variable in service["environment"]:
+            check_variable(variable)
+
+    (vllm,) = (d for d in manifests("StatefulSet") if d["metadata"]["name"] == "vllm")
+    (server,) = vllm["spec"]["template"]["spec"]["containers"]
+    assert server["image"].startswith("vllm/vllm-openai:")
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {"name": "data", "mountPath": "/data", "readOnly": True} in server["volumeMounts"]
+    headless = next(
+        d for d in manifests("Service") if d["metadata"]["name"] == vllm["spec"]["serviceName"]
+    )
+    assert headless["spec"]["clusterIP"] == "None"  # each replica reachable by the reconciler
+    config = next(d for d in manifests("ConfigMap") if d["metadata"]["name"] == "flywheel-env")
+    replicas = [f"http://vllm-{i}.vllm:8000" for i in range(vllm["spec"]["replicas"])]
+    assert config["data"]["FLYWHEEL_VLLM_URLS"].split(",") == replicas
+    gateway = next(c for c in containers() if c["name"] == "gateway")
+    assert gateway["args"] == ["serve", "--backend", "vllm"]
 
 
 def test_the_image_build_file_passes_hadolint():

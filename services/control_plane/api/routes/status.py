@@ -24,6 +24,8 @@ async def get_status(state: State, _who: Operator) -> dict[str, Any]:
     summary = await state.store.call(store_summary)
     summary["service"] = {"running": True, "kafka_bootstrap": state.bootstrap}
     summary["live_alerts"] = await state.store.call(recent_alerts)
+    if state.vllm is not None:
+        summary["vllm"] = state.vllm.status()  # replicas up, what each serves, refusals
     if state.agent is not None:
         counters = state.agent.counters
         summary["service"]["ingest"] = {
