@@ -342,11 +342,42 @@ async def answer(
     except AdapterLoadError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     prediction: Prediction = predictions[0]
-    # The request was validated against the contract before the model ran; what the model
-    # made is bounded here, so the event is valid by construction and the answer returned is
-    # exactly the answer captured.
-    output = capturable_output(prediction.output)
-    mean_logprob = capturable_logprob(prediction.mean_logprob)
+    return captured_answer(
+        state.client,
+        state.base_model_name,
+        task_name,
+        text,
+        output=prediction.output,
+        mean_logprob=prediction.mean_logprob,
+        prompt_tokens=prediction.prompt_tokens,
+        output_tokens=prediction.output_tokens,
+        adapter_id=adapter_id,
+        started=started,
+        metadata=metadata,
+    )
+
+
+def captured_answer(
+    client: Any,
+    base_model: str,
+    task_name: str,
+    text: str,
+    *,
+    output: str,
+    mean_logprob: float,
+    prompt_tokens: int,
+    output_tokens: int,
+    adapter_id: str | None,
+    started: float,
+    metadata: dict[str, Any],
+) -> Answer:
+    """Emit the answer as an inference event (queued on ``client``, never awaited: an answer
+    does not wait on Kafka) and return it. The request was validated against the contract
+    before the model ran; what the model made is bounded here, so the event is valid by
+    construction and the answer returned is exactly the answer captured. Both the built-in
+    server and the vLLM gateway answer through this."""
+    output = capturable_output(output)
+    mean_logprob = capturable_logprob(mean_logprob)
     latency_ms = min((time.perf_counter() - started) * 1000, MAX_LATENCY_MS)
     event = InferenceEvent(
         event_id=uuid.uuid4().hex,
@@ -354,23 +385,23 @@ async def answer(
         task=task_name,
         input=text,
         output=output,
-        base_model=state.base_model_name,
+        base_model=base_model,
         adapter_id=adapter_id,
         latency_ms=round(latency_ms, 3),
         mean_logprob=round(mean_logprob, 6),
         metadata=metadata,
     )
-    state.client.emit(event)  # queued, never awaited: an answer does not wait on Kafka
+    client.emit(event)
     return Answer(
         inference_id=event.event_id,
         task=task_name,
         output=output,
         adapter_id=adapter_id,
-        base_model=state.base_model_name,
+        base_model=base_model,
         mean_logprob=mean_logprob,
         latency_ms=latency_ms,
-        prompt_tokens=prediction.prompt_tokens,
-        output_tokens=prediction.output_tokens,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
     )
 
 

@@ -15,11 +15,9 @@ answer is captured as an inference event naming the version that made it.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,19 +27,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from feedback.client import FlywheelClient
-from schemas.events import InferenceEvent
 from schemas.tasks import TaskDefinition
 from services.auth_limiter import FailedAuthLimiter
 from services.inference_server.app import (
-    MAX_LATENCY_MS,
     Answer,
     App,
     ChatRequest,
     FeedbackRequest,
     GenerateRequest,
     accept_feedback,
-    capturable_logprob,
-    capturable_output,
+    captured_answer,
     known_task,
     openai_style_error,
     user_header,
@@ -295,32 +290,18 @@ def capture(
     metadata: dict[str, Any],
 ) -> Answer:
     """Emit the answer as an inference event (queued, never awaited) and return it."""
-    output = capturable_output(completion.text)
-    logprob = capturable_logprob(completion.mean_logprob)
-    latency_ms = min((time.perf_counter() - started) * 1000, MAX_LATENCY_MS)
-    event = InferenceEvent(
-        event_id=uuid.uuid4().hex,
-        occurred_at=datetime.now(UTC),
-        task=task_name,
-        input=text,
-        output=output,
-        base_model=state.base_model_name,
-        adapter_id=adapter_id,
-        latency_ms=round(latency_ms, 3),
-        mean_logprob=round(logprob, 6),
-        metadata={**metadata, "backend": "vllm"},
-    )
-    state.client.emit(event)
-    return Answer(
-        inference_id=event.event_id,
-        task=task_name,
-        output=output,
-        adapter_id=adapter_id,
-        base_model=state.base_model_name,
-        mean_logprob=logprob,
-        latency_ms=latency_ms,
+    return captured_answer(
+        state.client,
+        state.base_model_name,
+        task_name,
+        text,
+        output=completion.text,
+        mean_logprob=completion.mean_logprob,
         prompt_tokens=completion.prompt_tokens,
         output_tokens=completion.output_tokens,
+        adapter_id=adapter_id,
+        started=started,
+        metadata={**metadata, "backend": "vllm"},
     )
 
 
