@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from services.broker import EmbeddedBroker
 from tests.integration.learning_helpers import define_task, import_examples
-from tests.integration.live_helpers import traffic
+from tests.integration.live_helpers import live_plane, traffic
 from tests.processes import ControlPlaneProcess, create_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -26,20 +26,8 @@ WINDOW_S = 5
 def plane(
     home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
 ) -> Iterator[ControlPlaneProcess]:
-    plane = ControlPlaneProcess(
-        home,
-        broker.bootstrap,
-        extra_env={
-            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
-            "FLYWHEEL_LIVE_CHECK_INTERVAL_S": "0.5",
-            "FLYWHEEL_LIVE_WINDOW_S": str(WINDOW_S),
-        },
-    )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with live_plane(home, broker.bootstrap, tiny_model_dir, WINDOW_S) as plane:
+        yield plane
 
 
 @pytest.fixture

@@ -1,17 +1,48 @@
-"""Producing live traffic and reading ``flywheel.live_counts`` in tests."""
+"""Producing live traffic and reading ``flywheel.live_counts`` in tests, and a control plane
+whose live guard decides quickly."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.topics import FEEDBACK, INFERENCE, LIVE_COUNTS
+from tests.processes import ControlPlaneProcess
+
+
+def live_env(tiny_model_dir: Path, window_s: float, **extra: str) -> dict[str, str]:
+    """Settings of a control plane on the tiny model whose live guard checks every half
+    second over windows of ``window_s`` seconds, plus ``extra``."""
+    return {
+        "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
+        "FLYWHEEL_LIVE_CHECK_INTERVAL_S": "0.5",
+        "FLYWHEEL_LIVE_WINDOW_S": str(window_s),
+        **extra,
+    }
+
+
+@contextmanager
+def live_plane(
+    home: Path, bootstrap: str, tiny_model_dir: Path, window_s: float
+) -> Iterator[ControlPlaneProcess]:
+    """A started control plane with ``live_env``'s settings, killed at the end if a test
+    left it running."""
+    plane = ControlPlaneProcess(home, bootstrap, extra_env=live_env(tiny_model_dir, window_s))
+    plane.start()
+    try:
+        yield plane
+    finally:
+        if plane.process is not None and plane.process.poll() is None:
+            plane.process.kill()
+            plane.process.wait(10)
 
 
 def now() -> str:

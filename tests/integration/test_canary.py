@@ -14,7 +14,7 @@ import pytest
 
 from services.broker import EmbeddedBroker
 from tests.integration.learning_helpers import define_task, import_examples
-from tests.integration.live_helpers import traffic
+from tests.integration.live_helpers import live_plane, traffic
 from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token
 
 pytestmark = pytest.mark.integration
@@ -24,20 +24,8 @@ pytestmark = pytest.mark.integration
 def plane(
     home: Path, broker: EmbeddedBroker, tiny_model_dir: Path
 ) -> Iterator[ControlPlaneProcess]:
-    plane = ControlPlaneProcess(
-        home,
-        broker.bootstrap,
-        extra_env={
-            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
-            "FLYWHEEL_LIVE_CHECK_INTERVAL_S": "0.5",
-            "FLYWHEEL_LIVE_WINDOW_S": "5",
-        },
-    )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with live_plane(home, broker.bootstrap, tiny_model_dir, 5) as plane:
+        yield plane
 
 
 def _canary_of(plane: ControlPlaneProcess, tmp_path: Path, task: str, **policy: object) -> str:

@@ -19,7 +19,7 @@ import pytest
 from services.broker import EmbeddedBroker
 from services.topics import ensure_topics
 from tests.integration.learning_helpers import define_task, import_examples, import_more
-from tests.integration.live_helpers import traffic
+from tests.integration.live_helpers import live_env, traffic
 from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token, free_port
 
 pytestmark = pytest.mark.integration
@@ -71,12 +71,7 @@ def plane(
     plane = ControlPlaneProcess(
         root / "home",
         broker.bootstrap,
-        extra_env={
-            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
-            "FLYWHEEL_LIVE_CHECK_INTERVAL_S": "0.5",
-            "FLYWHEEL_LIVE_WINDOW_S": str(WINDOW_S),
-            "FLYWHEEL_ALERT_WEBHOOK_URL": webhook.url,
-        },
+        extra_env=live_env(tiny_model_dir, WINDOW_S, FLYWHEEL_ALERT_WEBHOOK_URL=webhook.url),
     )
     plane.start()
     yield plane

@@ -14,7 +14,7 @@ import pytest
 
 from services.control_plane.replay_start import oldest_event_time
 from tests.integration.learning_helpers import define_task, import_examples, import_more
-from tests.integration.live_helpers import traffic
+from tests.integration.live_helpers import live_env, traffic
 from tests.processes import ControlPlaneProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -31,12 +31,7 @@ class BundledPlane(ControlPlaneProcess):
         super().__init__(
             home,
             f"127.0.0.1:{port}",
-            extra_env={
-                "FLYWHEEL_EMBEDDED_BROKER_PORT": str(port),
-                "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
-                "FLYWHEEL_LIVE_CHECK_INTERVAL_S": "0.5",
-                "FLYWHEEL_LIVE_WINDOW_S": str(WINDOW_S),
-            },
+            extra_env=live_env(tiny_model_dir, WINDOW_S, FLYWHEEL_EMBEDDED_BROKER_PORT=str(port)),
         )
 
     @property
