@@ -17,20 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def plane(home, broker, tiny_model_dir):
-    plane = ControlPlaneProcess(
-        home,
-        broker.bootstrap,
-        extra_env={
-            "FLYWHEEL_BASE_MODEL": str(tiny_model_dir),
-            "FLYWHEEL_SCHEDULER_INTERVAL_S": "1",
-        },
-    )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+def plane(learning_plane: ControlPlaneProcess) -> ControlPlaneProcess:
+    return learning_plane
 
 
 def test_cycle_promotes_registers_publishes_and_rolls_back(plane, tmp_path):
