@@ -233,27 +233,7 @@ def create_app(state: ServerState) -> FastAPI:
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
         key = body.user or user_header(request)
         result = await answer(state, body.model, body.input, metadata, limit, key)
-        return {
-            "id": result.inference_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                    "message": {"role": "assistant", "content": result.output},
-                }
-            ],
-            "usage": {
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.output_tokens,
-                "total_tokens": result.prompt_tokens + result.output_tokens,
-            },
-            "system_fingerprint": result.adapter_id or "base",
-            "flywheel": result.model_dump(),
-        }
+        return chat_completion(body.model, result)
 
     @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
     async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
@@ -355,6 +335,31 @@ async def answer(
         started=started,
         metadata=metadata,
     )
+
+
+def chat_completion(task_name: str, result: Answer) -> dict[str, Any]:
+    """The whole answer as an OpenAI chat completion, with the ``flywheel`` answer beside."""
+    return {
+        "id": result.inference_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": task_name,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": result.output},
+            }
+        ],
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.output_tokens,
+            "total_tokens": result.prompt_tokens + result.output_tokens,
+        },
+        "system_fingerprint": result.adapter_id or "base",
+        "flywheel": result.model_dump(),
+    }
 
 
 def captured_answer(

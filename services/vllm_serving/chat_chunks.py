@@ -74,28 +74,3 @@ def chunk_writer(task_name: str) -> Callable[..., str]:
         return f"data: {json.dumps(chunk)}\n\n"
 
     return sse
-
-
-def chat_completion(task_name: str, result: Answer) -> dict[str, Any]:
-    """The whole answer as an OpenAI chat completion, with the ``flywheel`` answer beside."""
-    return {
-        "id": result.inference_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": task_name,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "logprobs": None,
-                "message": {"role": "assistant", "content": result.output},
-            }
-        ],
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.output_tokens,
-            "total_tokens": result.prompt_tokens + result.output_tokens,
-        },
-        "system_fingerprint": result.adapter_id or "base",
-        "flywheel": result.model_dump(),
-    }

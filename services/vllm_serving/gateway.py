@@ -37,12 +37,13 @@ from services.inference_server.app import (
     GenerateRequest,
     accept_feedback,
     captured_answer,
+    chat_completion,
     known_task,
     openai_style_error,
     user_header,
 )
 from services.inference_server.control_plane_link import ControlPlaneLink
-from services.vllm_serving.chat_chunks import answer_chunks, chat_completion, relay_chunks
+from services.vllm_serving.chat_chunks import answer_chunks, relay_chunks
 from services.vllm_serving.completion import (
     Completion,
     answer_tokens,
