@@ -133,9 +133,9 @@ def run_baseline(
         n_held_out=len(task.held_out),
         steps=steps,
         final_loss=final_loss,
-        train_s=round(trained - loaded, 1),
-        eval_s=round(finished - trained, 1),
-        wall_s=round(finished - started, 1),
+        train_s=round(trained - loaded, 3),
+        eval_s=round(finished - trained, 3),
+        wall_s=round(finished - started, 3),
         peak_rss_mb=rss.peak_mb,
     )
 
