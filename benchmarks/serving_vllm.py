@@ -85,11 +85,12 @@ def seed_store(home: Path, base: Path) -> list[str]:
 
 
 class Load:
-    """THREADS threads asking one server until stopped: (time, status, version) each."""
+    """THREADS threads asking one server until stopped: (sent, answered, status, version)
+    each, in time.monotonic() seconds."""
 
     def __init__(self, url: str, headers: dict[str, str], inputs: list[str]) -> None:
         self.url, self.headers, self.inputs = url, headers, inputs
-        self.records: list[tuple[float, int, str | None]] = []
+        self.records: list[tuple[float, float, int, str | None]] = []
         self.halt = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(THREADS)]
 
@@ -99,12 +100,13 @@ class Load:
         while not self.halt.is_set():
             i += THREADS
             body = {"task": "spam", "input": self.inputs[i % len(self.inputs)]}
+            sent = time.monotonic()
             try:
                 r = client.post("/v1/generate", json=body)
                 version = r.json().get("adapter_id") if r.is_success else None
-                self.records.append((time.monotonic(), r.status_code, version))
+                self.records.append((sent, time.monotonic(), r.status_code, version))
             except httpx.HTTPError:
-                self.records.append((time.monotonic(), 0, None))
+                self.records.append((sent, time.monotonic(), 0, None))
 
     def run_for(self, seconds: float) -> float:
         """Requests per second over ``seconds``."""
@@ -207,13 +209,16 @@ def main() -> None:
         api.post("/v1/tasks/spam/promote", json={"adapter_id": second}).raise_for_status()
         deadline = promoted_at + 60
         loaded_everywhere = wait_loaded(replicas, f"spam@{second}", deadline)
-        while time.monotonic() < deadline and not any(v == second for _, _, v in swap.records):
+        while time.monotonic() < deadline and not any(r[3] == second for r in swap.records):
             time.sleep(0.01)
         time.sleep(3)
         swap.stop()
-        served_new = [t for t, _, v in swap.records if v == second]  # when each answer ended
-        swap_s = min(served_new) - promoted_at if served_new else None
-        failed = sum(1 for _, status, _ in swap.records if status != 200)
+        new = [(sent, answered) for sent, answered, _, v in swap.records if v == second]
+        swap_s = min(answered for _, answered in new) - promoted_at if new else None
+        # swap_s is routing plus one answer: on a CPU replica the answer is most of it
+        routed_s = min(sent for sent, _ in new) - promoted_at if new else None
+        answer_s = statistics.median(answered - sent for sent, answered, *_ in swap.records)
+        failed = sum(1 for _, _, status, _ in swap.records if status != 200)
 
         for replica in replicas:  # the built-in server gets the machine to itself
             replica.stop()
@@ -241,6 +246,8 @@ def main() -> None:
                 "builtin_requests_per_s": round(builtin_rps, 2),
                 "vllm_rps_ratio": round(vllm_rps / builtin_rps, 2),
                 "swap_s": swap_s and round(swap_s, 3),
+                "first_new_request_sent_s": routed_s and round(routed_s, 3),
+                "answer_p50_during_swap_s": round(answer_s, 3),
                 "loaded_on_every_replica_s": loaded_everywhere
                 and round(loaded_everywhere - promoted_at, 3),
                 "failed_requests": failed,

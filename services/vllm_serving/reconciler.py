@@ -36,7 +36,7 @@ from services.vllm_serving.adapter_plan import SEPARATOR, desired_names, plan_re
 from services.vllm_serving.replica import ReplicaRefused, ReplicaUnavailable, VllmReplica
 from training.adapter_files import adapter_dir, verify_adapter
 from training.canaries import active_canaries
-from training.registry import champions
+from training.registry import audit, champions
 
 log = logging.getLogger(__name__)
 REFUSED_RETRY_S = 60.0  # a refused version is tried again after this long, not every tick
@@ -249,13 +249,31 @@ async def start_reconciler(settings: Settings, store: StoreWorker) -> VllmReconc
     subscribed to flywheel.promotions, ready to ``run()``."""
     book = ChampionBook()
     seed_routes(book, await store.call(champions), await store.call(active_canaries))
-    reconciler = reconciler_from_settings(settings, book)
+    reconciler = reconciler_from_settings(settings, book, on_refused=audit_refusals(store))
     await reconciler.start()
     log.info("keeping vLLM replicas %s serving %s", list(settings.vllm_urls), book.as_dict())
     return reconciler
 
 
-def reconciler_from_settings(settings: Settings, book: ChampionBook) -> VllmReconciler:
+def audit_refusals(store: StoreWorker) -> Callable[[str, str], Awaitable[None]]:
+    """``on_refused`` for the control plane: a version the replicas were not given is an
+    alert in the audit log (action ``alert:adapter_refused``, as an inference server's own
+    refusal), which the console's audit view shows."""
+
+    async def refused(name: str, reason: str) -> None:
+        task, _, adapter_id = name.rpartition(SEPARATOR)
+        details = {"adapter_id": adapter_id, "reason": reason, "server": "vllm reconciler"}
+        action = "alert:adapter_refused"
+        await store.call(audit, actor="vllm-reconciler", action=action, task=task, details=details)
+
+    return refused
+
+
+def reconciler_from_settings(
+    settings: Settings,
+    book: ChampionBook,
+    on_refused: Callable[[str, str], Awaitable[None]] | None = None,
+) -> VllmReconciler:
     """A reconciler for FLYWHEEL_VLLM_URLS over ``book``'s routes."""
     key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     return VllmReconciler(
@@ -269,4 +287,5 @@ def reconciler_from_settings(settings: Settings, book: ChampionBook) -> VllmReco
         bootstrap=settings.bootstrap,
         grace_s=settings.vllm_grace_s,
         poll_s=settings.vllm_poll_s,
+        on_refused=on_refused,
     )

@@ -239,7 +239,7 @@ def test_a_restarted_replica_gets_its_adapters_back(
     assert back.json()["output"] in ("spam", "ham")
 
 
-def test_labels_agree_with_the_gate_and_streaming_answers_are_captured(
+def test_labels_agree_with_the_gate_and_chat_answers_are_captured_whole_and_streamed(
     vllm_plane, gateway, vllm_replica, vllm_base_model, smol_adapters
 ):
     first = smol_adapters[1][0]
@@ -261,6 +261,15 @@ def test_labels_agree_with_the_gate_and_streaming_answers_are_captured(
     assert {a["output"] for a in served} <= {"spam", "ham"}
 
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=app)
+    whole = client.chat.completions.create(
+        model="spam", messages=[{"role": "user", "content": "Lunch at noon tomorrow?"}]
+    )
+    said = whole.choices[0].message.content
+    assert said in ("spam", "ham") and whole.choices[0].finish_reason == "stop"
+    completed = whole.model_extra["flywheel"]
+    assert completed["adapter_id"] == first == whole.system_fingerprint
+    assert completed["output"] == said and whole.usage.completion_tokens >= 1
+
     stream = client.chat.completions.create(
         model="spam", messages=[{"role": "user", "content": "cheap meds online"}], stream=True
     )
@@ -285,8 +294,8 @@ def test_labels_agree_with_the_gate_and_streaming_answers_are_captured(
     replied = chunks[-1].model_extra["flywheel"]
     assert replied["adapter_id"] is None and replied["output"] == "".join(pieces).strip()
     assert 1 <= replied["output_tokens"] <= 8 and replied["mean_logprob"] < 0
-    captured = captured_versions(vllm_plane, extra=2)
-    assert captured == versions_of([*ANSWERED, streamed, replied])
+    captured = captured_versions(vllm_plane, extra=3)
+    assert captured == versions_of([*ANSWERED, completed, streamed, replied])
 
 
 def gate_predictions(base_model: Path, adapter: Path, emails: list) -> list[str]:

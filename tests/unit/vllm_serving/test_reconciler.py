@@ -9,8 +9,10 @@ import asyncio
 import json
 from pathlib import Path
 
+from feedback.console import audit_entries
+from services.control_plane.store_worker import StoreWorker
 from services.inference_server.champions import ChampionBook
-from services.vllm_serving.reconciler import VllmReconciler
+from services.vllm_serving.reconciler import VllmReconciler, audit_refusals
 from services.vllm_serving.replica import ReplicaUnavailable, Served
 from tests.registry_fixtures import corrupt, write_adapter
 
@@ -116,6 +118,32 @@ def test_a_corrupted_adapter_is_refused_once_and_never_sent_to_a_replica(tmp_pat
     assert [name for name, _ in refusals] == [f"spam@{bad}"]
     assert "corrupted" in refusals[0][1]
     assert subject.status()["refused"] == {f"spam@{bad}": refusals[0][1]}
+
+
+def test_a_refused_version_is_an_alert_in_the_audit_log_once(tmp_path):
+    bad = write_adapter(tmp_path, b"weights")
+    corrupt(tmp_path, bad)
+    store = StoreWorker(tmp_path / "store.duckdb")
+    store.open()
+    try:
+        subject = VllmReconciler(
+            replicas=[MemoryReplica("http://r0")],  # type: ignore[list-item]
+            book=ChampionBook(),
+            adapters_dir=tmp_path,
+            clock=Clock(),
+            on_refused=audit_refusals(store),
+        )
+        subject.apply_promotion(promotion("spam", bad, "2026-12-01T10:00:00Z"))
+        asyncio.run(subject.reconcile_once())
+        asyncio.run(subject.reconcile_once())
+        entries = asyncio.run(store.call(audit_entries, task="spam"))
+    finally:
+        store.close()
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("vllm-reconciler", "alert:adapter_refused")
+    ]
+    assert entries[0]["details"]["adapter_id"] == bad
+    assert "corrupted" in entries[0]["details"]["reason"]
 
 
 def test_a_replica_that_is_down_is_reported_and_the_others_still_served(tmp_path):
