@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 
 from feedback.client import FlywheelClient
@@ -30,6 +31,7 @@ from services.inference_server.control_plane_link import ControlPlaneLink, Contr
 from services.inference_server.model_host import ModelHost
 from services.inference_server.promotions import PromotionFollower
 from services.loop_server import (
+    LoopServer,
     ensure_bindable,
     loop_server,
     raise_first_failure,
@@ -45,6 +47,47 @@ def instance_name(settings: Settings) -> str:
     """Names this server's spool, run file and log: servers on other machines (or containers)
     may share the store."""
     return f"server-{socket.gethostname()}-{settings.serve_port}"
+
+
+def http_server(app: FastAPI, settings: Settings) -> LoopServer:
+    """A serving process's HTTP loop on FLYWHEEL_SERVE_HOST:PORT (the built-in server and the
+    vLLM gateway); a control plane that refuses it for a while is answered as 429 with
+    Retry-After (``retry_later``)."""
+    app.add_exception_handler(ControlPlaneRateLimited, retry_later)
+    return loop_server(
+        app,
+        settings.serve_host,
+        settings.serve_port,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
+
+
+async def serve_until_stopped(
+    server: LoopServer, settings: Settings, background: dict[str, Coroutine[Any, Any, Any]]
+) -> None:
+    """Serve, with ``background`` (name → coroutine) beside, until a signal or until any of
+    them ends; re-raise what one died of. While serving, RUN_DIR/<instance>.json names the
+    process (pid, URL, host) for `flywheel status` and `flywheel down`."""
+    stop = stop_on_signals()
+    private_dir(settings.run_dir)
+    run_file = settings.run_dir / f"{instance_name(settings)}.json"
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    run_file.write_text(json.dumps({"pid": os.getpid(), "url": url, "host": socket.gethostname()}))
+    tasks = {asyncio.create_task(c, name=name) for name, c in background.items()}
+    tasks |= {
+        asyncio.create_task(server.serve(), name="api"),
+        asyncio.create_task(stop.wait(), name="signal"),
+    }
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        run_file.unlink(missing_ok=True)
+    raise_first_failure(done)
 
 
 def server_token(settings: Settings) -> str:
@@ -134,46 +177,20 @@ async def _serve(settings: Settings, host: ModelHost, token: str, base_path: Pat
         refused=refused,
         auth_limiter=FailedAuthLimiter(settings.auth_max_failures, settings.auth_failure_window_s),
     )
-    app = create_app(state)
-    app.add_exception_handler(ControlPlaneRateLimited, retry_later)
-    server = loop_server(
-        app,
-        settings.serve_host,
-        settings.serve_port,
-        max_body_bytes=settings.max_body_bytes,
-        trusted_proxies=settings.trusted_proxies,
-    )
-    stop = stop_on_signals()
-    private_dir(settings.run_dir)
-    run_file = settings.run_dir / f"{instance_name(settings)}.json"
+    server = http_server(create_app(state), settings)
     try:
         await follower.start()  # subscribe first: nothing published meanwhile is missed
         for row in await link.snapshot():
             await follower.apply(row["name"], row.get("champion"), row.get("champion_since"))
         state.ready = True
-        url = f"http://{settings.serve_host}:{settings.serve_port}"
-        run_file.write_text(
-            json.dumps({"pid": os.getpid(), "url": url, "host": socket.gethostname()})
-        )
         log.info(
             "inference server up: http://%s:%d, serving %s",
             settings.serve_host,
             settings.serve_port,
             book.as_dict(),
         )
-        tasks = {
-            asyncio.create_task(follower.run(), name="promotions"),
-            asyncio.create_task(server.serve(), name="api"),
-            asyncio.create_task(stop.wait(), name="signal"),
-        }
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=10)
-        for task in tasks:
-            task.cancel()
-        raise_first_failure(done)
+        await serve_until_stopped(server, settings, {"promotions": follower.run()})
     finally:
-        run_file.unlink(missing_ok=True)
         await follower.stop()
         await link.close()
         await asyncio.to_thread(client.close, 10)

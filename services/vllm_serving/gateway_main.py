@@ -9,23 +9,24 @@ inference events through the SDK client, which spools them while Kafka is unreac
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import socket
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
 from feedback.client import FlywheelClient
-from feedback.private_files import private_dir
 from services.auth_limiter import FailedAuthLimiter
 from services.errors import ServiceError
 from services.inference_server.champions import parse_time
-from services.inference_server.control_plane_link import ControlPlaneLink, ControlPlaneRateLimited
-from services.inference_server.main import instance_name, retry_later, server_token
+from services.inference_server.control_plane_link import ControlPlaneLink
+from services.inference_server.main import (
+    http_server,
+    instance_name,
+    serve_until_stopped,
+    server_token,
+)
 from services.inference_server.promotions import parse_promotion, promotions_consumer
-from services.loop_server import ensure_bindable, loop_server, raise_first_failure, stop_on_signals
+from services.loop_server import ensure_bindable
 from services.settings import Settings
 from services.vllm_serving.gateway import GatewayState, create_gateway
 from services.vllm_serving.replica import VllmReplica
@@ -76,18 +77,7 @@ def run(settings: Settings, *, progress: Callable[[str], None] | None = None) ->
 
 
 async def _serve(settings: Settings, state: GatewayState) -> None:
-    app = create_gateway(state)
-    app.add_exception_handler(ControlPlaneRateLimited, retry_later)
-    server = loop_server(
-        app,
-        settings.serve_host,
-        settings.serve_port,
-        max_body_bytes=settings.max_body_bytes,
-        trusted_proxies=settings.trusted_proxies,
-    )
-    stop = stop_on_signals()
-    private_dir(settings.run_dir)
-    run_file = settings.run_dir / f"{instance_name(settings)}.json"
+    server = http_server(create_gateway(state), settings)
     consumer = await promotions_consumer(settings.bootstrap, "flywheel-vllm-gateway")
     try:
         for row in await state.link.snapshot():
@@ -96,25 +86,15 @@ async def _serve(settings: Settings, state: GatewayState) -> None:
             )
         await state.pool.refresh_all()
         state.ready = True
-        url = f"http://{settings.serve_host}:{settings.serve_port}"
-        run_file.write_text(
-            json.dumps({"pid": os.getpid(), "url": url, "host": socket.gethostname()})
+        log.info(
+            "gateway up: http://%s:%d, replicas %s",
+            settings.serve_host,
+            settings.serve_port,
+            [r.url for r in state.pool.up()],
         )
-        log.info("gateway up: %s, replicas %s", url, [r.url for r in state.pool.up()])
-        tasks = {
-            asyncio.create_task(_follow(consumer, state.router), name="promotions"),
-            asyncio.create_task(state.pool.run(), name="replicas"),
-            asyncio.create_task(server.serve(), name="api"),
-            asyncio.create_task(stop.wait(), name="signal"),
-        }
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        await asyncio.wait([t for t in tasks if t.get_name() == "api"], timeout=10)
-        for task in tasks:
-            task.cancel()
-        raise_first_failure(done)
+        background = {"promotions": _follow(consumer, state.router), "replicas": state.pool.run()}
+        await serve_until_stopped(server, settings, background)
     finally:
-        run_file.unlink(missing_ok=True)
         await consumer.stop()
         await state.pool.close()
         await state.link.close()
