@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.vllm_fixtu
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from feedback.sample_data import load_spam_emails
-from feedback.store import connect
 from schemas.tasks import TaskDefinition
 from services.vllm_serving.completion import (
     answer_tokens,
@@ -40,12 +39,16 @@ from services.vllm_serving.completion import (
     label_first_tokens,
     stop_token,
 )
-from tests.vllm_fixtures import VllmProcess, base_model_dir, make_adapter, vllm_venv
+from tests.vllm_fixtures import (
+    VllmProcess,
+    base_model_dir,
+    make_adapter,
+    seed_store,
+    vllm_venv,
+)
 from training.auto_recipe import serving_lengths
 from training.chat_format import prompt_ids, style_of
 from training.checkpoints import load_tokenizer
-from training.registry import register_adapter
-from training.task_records import create_task
 
 SPAM = TaskDefinition(
     name="spam",
@@ -60,28 +63,6 @@ LOAD_S = 20.0
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def seed_store(home: Path, base: Path) -> list[str]:
-    """Task spam and two adapters in the store, before the control plane starts."""
-    ids = [make_adapter(home / "adapters", base, seed) for seed in (1, 2)]
-    connection = connect(home / "flywheel.duckdb")
-    try:
-        create_task(connection, SPAM)
-        for adapter_id in ids:
-            register_adapter(
-                connection,
-                adapter_id=adapter_id,
-                task="spam",
-                base_model=str(base),
-                parent_adapter=None,
-                snapshot_id="benchmark",
-                path=home / "adapters" / adapter_id,
-                metadata={},
-            )
-    finally:
-        connection.close()
-    return ids
 
 
 class Load:
@@ -134,7 +115,8 @@ def main() -> None:
     base = base_model_dir()
     venv = vllm_venv()
     home = temporary_home("flywheel-serving-vllm-")
-    first, second = seed_store(home, base)
+    first, second = [make_adapter(home / "adapters", base, seed) for seed in (1, 2)]
+    seed_store(home, base, [SPAM], [first, second], "benchmark")
     replicas = [VllmProcess(venv, base, home / f"vllm-{i}.log") for i in range(args.replicas)]
     gateway_port, builtin_port, api_port = free_port(), free_port(), free_port()
     env = {

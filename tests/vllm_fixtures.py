@@ -21,8 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from feedback.store import connect
+from schemas.tasks import TaskDefinition
 from tests.processes import free_port
 from training.adapter_files import adapter_content_hash
+from training.registry import register_adapter
+from training.task_records import create_task
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "infra" / "build-vllm-venv.sh"
@@ -187,6 +191,31 @@ def make_adapter(adapters_dir: Path, base_model: Path, seed: int, scale: float =
     else:
         scratch.rename(target)
     return adapter_id
+
+
+def seed_store(
+    home: Path, base_model: Path, tasks: list[TaskDefinition], adapter_ids: list[str], note: str
+) -> None:
+    """A store in ``home`` holding ``tasks`` (task definitions) and the adapters (already
+    under ``home/adapters``), registered for the first task, as a control plane would find
+    them at start."""
+    connection = connect(home / "flywheel.duckdb")
+    try:
+        for task in tasks:
+            create_task(connection, task)
+        for adapter_id in adapter_ids:
+            register_adapter(
+                connection,
+                adapter_id=adapter_id,
+                task=tasks[0].name,
+                base_model=str(base_model),
+                parent_adapter=None,
+                snapshot_id=note,
+                path=home / "adapters" / adapter_id,
+                metadata={},
+            )
+    finally:
+        connection.close()
 
 
 if (

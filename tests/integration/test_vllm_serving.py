@@ -22,7 +22,6 @@ import openai
 import pytest
 
 from feedback.sample_data import load_spam_emails
-from feedback.store import connect
 from schemas.tasks import TaskDefinition
 from services.settings import Settings
 from tests.processes import (
@@ -32,9 +31,7 @@ from tests.processes import (
     free_port,
     stored,
 )
-from tests.vllm_fixtures import VllmProcess, make_adapter
-from training.registry import register_adapter
-from training.task_records import create_task
+from tests.vllm_fixtures import VllmProcess, make_adapter, seed_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
@@ -68,23 +65,7 @@ def vllm_plane(
     home = tmp_path / "flywheel-home"
     home.mkdir()
     shutil.copytree(smol_adapters[0], home / "adapters")
-    connection = connect(home / "flywheel.duckdb")
-    try:
-        create_task(connection, SPAM)
-        create_task(connection, REPLY)
-        for adapter_id in smol_adapters[1]:
-            register_adapter(
-                connection,
-                adapter_id=adapter_id,
-                task="spam",
-                base_model=str(vllm_base_model),
-                parent_adapter=None,
-                snapshot_id="made-for-the-vllm-tests",
-                path=home / "adapters" / adapter_id,
-                metadata={},
-            )
-    finally:
-        connection.close()
+    seed_store(home, vllm_base_model, [SPAM, REPLY], smol_adapters[1], "made-for-the-vllm-tests")
     down = f"http://127.0.0.1:{free_port()}"
     plane = ControlPlaneProcess(
         home,
