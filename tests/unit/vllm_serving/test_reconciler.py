@@ -126,13 +126,8 @@ def test_a_refused_version_is_an_alert_in_the_audit_log_once(tmp_path):
     store = StoreWorker(tmp_path / "store.duckdb")
     store.open()
     try:
-        subject = VllmReconciler(
-            replicas=[MemoryReplica("http://r0")],  # type: ignore[list-item]
-            book=ChampionBook(),
-            adapters_dir=tmp_path,
-            clock=Clock(),
-            on_refused=audit_refusals(store),
-        )
+        subject = reconciler(tmp_path, [MemoryReplica("http://r0")], Clock(), [])
+        subject.on_refused = audit_refusals(store)
         subject.apply_promotion(promotion("spam", bad, "2026-12-01T10:00:00Z"))
         asyncio.run(subject.reconcile_once())
         asyncio.run(subject.reconcile_once())
