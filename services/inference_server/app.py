@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -160,10 +161,12 @@ _bearer = HTTPBearer(auto_error=False, description="A token with role app (flywh
 
 
 class CallerCheck(Protocol):
-    """What ``caller`` needs of an app's state: this server and the vLLM gateway both have it."""
+    """What the serving routes need of an app's state: this server and the vLLM gateway both
+    have it."""
 
     link: ControlPlaneLink
     auth_limiter: FailedAuthLimiter
+    client: FlywheelClient
 
 
 async def caller(
@@ -203,12 +206,6 @@ App = Annotated[Principal, Depends(caller)]
 
 
 def create_app(state: ServerState) -> FastAPI:
-    app = FastAPI(title="Flywheel inference server", version="0.1.0")
-    app.state.server = state
-    app.add_exception_handler(HTTPException, openai_style_error)
-    app.add_exception_handler(RequestValidationError, openai_style_error)
-
-    @app.get("/healthz", summary="Readiness and what is served (no token)")
     async def healthz() -> dict[str, Any]:
         return {
             "status": "ok" if state.ready else "starting",
@@ -220,19 +217,53 @@ def create_app(state: ServerState) -> FastAPI:
             "refused_adapters": state.refused[-20:],
         }
 
+    return serving_app("Flywheel inference server", state, healthz, partial(answer, state))
+
+
+class AnswerFn(Protocol):
+    """Answers one input of a task: ``(task, input, metadata, max_new_tokens, caller_key)``."""
+
+    async def __call__(
+        self,
+        task_name: str,
+        text: str,
+        metadata: dict[str, Any],
+        max_new_tokens: int | None,
+        caller_key: str | None,
+    ) -> Answer: ...
+
+
+def serving_app(
+    title: str,
+    state: CallerCheck,
+    healthz: Callable[[], Awaitable[dict[str, Any]]],
+    answer_with: AnswerFn,
+    stream_with: Callable[..., Awaitable[Any]] | None = None,
+) -> FastAPI:
+    """The serving API both backends offer (the built-in server and the vLLM gateway):
+    the same routes, tokens and errors; only how an answer is made differs. Without
+    ``stream_with``, ``stream=true`` is refused with a 400."""
+    app = FastAPI(title=title, version="0.1.0")
+    app.state.server = state
+    app.add_exception_handler(HTTPException, openai_style_error)
+    app.add_exception_handler(RequestValidationError, openai_style_error)
+    app.get("/healthz", summary="Readiness and what is served (no token)")(healthz)
+
     @app.post("/v1/generate", response_model=Answer, summary="Answer one input of a task")
     async def generate(body: GenerateRequest, request: Request, _who: App) -> Answer:
         key = body.user or user_header(request)
-        return await answer(state, body.task, body.input, body.metadata, None, key)
+        return await answer_with(body.task, body.input, body.metadata, None, key)
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible; `model` is the task")
-    async def chat(body: ChatRequest, request: Request, who: App) -> dict[str, Any]:
-        if body.stream:
+    async def chat(body: ChatRequest, request: Request, _who: App) -> Any:
+        if body.stream and stream_with is None:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream=true is not supported")
         limit = body.max_completion_tokens or body.max_tokens
         metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
         key = body.user or user_header(request)
-        result = await answer(state, body.model, body.input, metadata, limit, key)
+        if body.stream and stream_with is not None:
+            return await stream_with(body.model, body.input, metadata, limit, key)
+        result = await answer_with(body.model, body.input, metadata, limit, key)
         return chat_completion(body.model, result)
 
     @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")

@@ -22,26 +22,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import StreamingResponse
 
 from feedback.client import FlywheelClient
 from schemas.tasks import TaskDefinition
 from services.auth_limiter import FailedAuthLimiter
-from services.inference_server.app import (
-    Answer,
-    App,
-    ChatRequest,
-    FeedbackRequest,
-    GenerateRequest,
-    accept_feedback,
-    captured_answer,
-    chat_completion,
-    known_task,
-    openai_style_error,
-    user_header,
-)
+from services.inference_server.app import Answer, captured_answer, known_task, serving_app
 from services.inference_server.control_plane_link import ControlPlaneLink
 from services.vllm_serving.chat_chunks import answer_chunks, relay_chunks
 from services.vllm_serving.completion import (
@@ -98,12 +85,6 @@ class Attempt:
 
 
 def create_gateway(state: GatewayState) -> FastAPI:
-    app = FastAPI(title="Flywheel gateway (vLLM)", version="0.1.0")
-    app.state.server = state
-    app.add_exception_handler(HTTPException, openai_style_error)
-    app.add_exception_handler(RequestValidationError, openai_style_error)
-
-    @app.get("/healthz", summary="Readiness, replicas and routes (no token)")
     async def healthz() -> dict[str, Any]:
         return {
             "status": "ok" if state.ready else "starting",
@@ -116,26 +97,13 @@ def create_gateway(state: GatewayState) -> FastAPI:
             },
         }
 
-    @app.post("/v1/generate", response_model=Answer, summary="Answer one input of a task")
-    async def generate(body: GenerateRequest, request: Request, _who: App) -> Answer:
-        key = body.user or user_header(request)
-        return await answer(state, body.task, body.input, body.metadata, None, key)
-
-    @app.post("/v1/chat/completions", summary="OpenAI-compatible; `model` is the task")
-    async def chat(body: ChatRequest, request: Request, _who: App) -> Any:
-        limit = body.max_completion_tokens or body.max_tokens
-        metadata = {"api": "chat.completions", **({"user": body.user} if body.user else {})}
-        key = body.user or user_header(request)
-        if body.stream:
-            return await stream_answer(state, body.model, body.input, metadata, limit, key)
-        result = await answer(state, body.model, body.input, metadata, limit, key)
-        return chat_completion(body.model, result)
-
-    @app.post("/v1/feedback", status_code=202, summary="Feedback on an answer")
-    async def post_feedback(body: FeedbackRequest, _who: App) -> dict[str, str]:
-        return accept_feedback(state.client, body)
-
-    return app
+    return serving_app(
+        "Flywheel gateway (vLLM)",
+        state,
+        healthz,
+        partial(answer, state),
+        partial(stream_answer, state),
+    )
 
 
 async def answer(
