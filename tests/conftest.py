@@ -9,7 +9,7 @@ import pytest
 
 from services.broker import EmbeddedBroker
 from services.topics import ensure_topics
-from tests.processes import ControlPlaneProcess, free_port
+from tests.processes import ControlPlaneProcess, free_port, running
 
 pytest_plugins = [
     "tests.model_fixtures",  # the tiny Llama (a session fixture)
@@ -42,18 +42,12 @@ def model_plane(
     plane = ControlPlaneProcess(
         home, broker.bootstrap, extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir)}
     )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with running(plane):
+        yield plane
 
 
 @pytest.fixture
 def control_plane(home: Path, broker: EmbeddedBroker) -> Iterator[ControlPlaneProcess]:
     plane = ControlPlaneProcess(home, broker.bootstrap)
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with running(plane):
+        yield plane

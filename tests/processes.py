@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,21 @@ class ControlPlaneProcess:
             return connection.execute(sql).fetchall()
         finally:
             connection.close()
+
+
+@contextmanager
+def running(plane: ControlPlaneProcess, *, graceful: bool = False) -> Iterator[ControlPlaneProcess]:
+    """``plane`` started; at the end stopped if the code inside left it running (killed, or
+    with ``graceful`` sent SIGTERM): a test may stop it itself to check how it stops."""
+    plane.start()
+    try:
+        yield plane
+    finally:
+        if plane.process is not None and plane.process.poll() is None:
+            if graceful:
+                plane.stop()
+            else:
+                plane.kill()
 
 
 class InferenceServerProcess:

@@ -14,6 +14,7 @@ from tests.processes import (
     create_token,
     dump,
     rejected,
+    running,
     stored,
 )
 
@@ -41,8 +42,5 @@ def learning_plane(
             "FLYWHEEL_SCHEDULER_INTERVAL_S": "1",
         },
     )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with running(plane):
+        yield plane

@@ -15,7 +15,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.topics import FEEDBACK, INFERENCE, LIVE_COUNTS
-from tests.processes import ControlPlaneProcess
+from tests.processes import ControlPlaneProcess, running
 
 
 def live_env(tiny_model_dir: Path, window_s: float, **extra: str) -> dict[str, str]:
@@ -36,13 +36,8 @@ def live_plane(
     """A started control plane with ``live_env``'s settings, killed at the end if a test
     left it running."""
     plane = ControlPlaneProcess(home, bootstrap, extra_env=live_env(tiny_model_dir, window_s))
-    plane.start()
-    try:
+    with running(plane):
         yield plane
-    finally:
-        if plane.process is not None and plane.process.poll() is None:
-            plane.process.kill()
-            plane.process.wait(10)
 
 
 def now() -> str:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.integration.learning_helpers import define_task, import_examples
-from tests.processes import ControlPlaneProcess
+from tests.processes import ControlPlaneProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +27,8 @@ def plane(home, broker, tiny_model_dir):
             "FLYWHEEL_CYCLE_LEASE_S": "20",  # a loaded CI machine imports torch slowly
         },
     )
-    plane.start()
-    yield plane
-    plane.stop()
+    with running(plane, graceful=True):
+        yield plane
 
 
 def start_worker(plane: ControlPlaneProcess) -> subprocess.Popen[bytes]:

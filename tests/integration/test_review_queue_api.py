@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, create_token
+from tests.processes import ControlPlaneProcess, create_token, running
 
 pytestmark = pytest.mark.integration
 LEASE_S = 4
@@ -21,9 +21,8 @@ def plane(home, broker):
     plane = ControlPlaneProcess(
         home, broker.bootstrap, extra_env={"FLYWHEEL_REVIEW_LEASE_S": str(LEASE_S)}
     )
-    plane.start()
-    yield plane
-    plane.stop()
+    with running(plane, graceful=True):
+        yield plane
 
 
 def event(event_id: str, **fields) -> dict:

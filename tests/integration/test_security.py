@@ -12,7 +12,7 @@ import pytest
 
 from services.control_plane.api.deps import RELAY_HEADER
 from tests.integration.learning_helpers import define_task, import_examples
-from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token
+from tests.processes import ControlPlaneProcess, InferenceServerProcess, create_token, running
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,8 @@ def plane(home, broker, tiny_model_dir):
             "FLYWHEEL_LOG_LEVEL": "DEBUG",
         },
     )
-    plane.start()
-    yield plane
-    plane.stop()
+    with running(plane, graceful=True):
+        yield plane
 
 
 def test_failed_authentication_is_rate_limited_and_no_token_reaches_a_log(plane, tmp_path):
@@ -118,9 +117,8 @@ def guarded_plane(home, broker, tiny_model_dir):
             "FLYWHEEL_MAX_BODY_BYTES": str(CAP),
         },
     )
-    plane.start()
-    yield plane
-    plane.stop()
+    with running(plane, graceful=True):
+        yield plane
 
 
 def test_forwarded_for_headers_from_an_untrusted_peer_do_not_reset_the_limit(guarded_plane):

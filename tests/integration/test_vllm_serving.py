@@ -29,6 +29,7 @@ from tests.processes import (
     InferenceServerProcess,
     create_token,
     free_port,
+    running,
     stored,
 )
 from tests.vllm_fixtures import VllmProcess, make_adapter, seed_store
@@ -78,11 +79,8 @@ def vllm_plane(
             "FLYWHEEL_LIVE_MONITOR": "false",
         },
     )
-    plane.start()
-    yield plane
-    if plane.process is not None and plane.process.poll() is None:
-        plane.process.kill()
-        plane.process.wait(10)
+    with running(plane):
+        yield plane
 
 
 @pytest.fixture
