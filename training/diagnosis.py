@@ -19,6 +19,9 @@ STALL_SHARE = 0.9
 SAME_ANSWER_SHARE = 0.9
 """The candidate answering like the model it would replace on this share of the eval set
 means training changed almost nothing the gate can see."""
+LONG_ANSWER_RATIO = 2.0
+"""Answers this many times longer than the references collect partial credit from a
+recall-weighted metric (chrF) for their length alone."""
 
 Evidence = dict[str, Any]
 
@@ -35,6 +38,7 @@ def diagnose(evidence: Evidence) -> list[str]:
         _answers_cut,
         _regression_fell_back,
         _candidate_worse,
+        _metric_rewards_length,
         _undecided_gain,
     ]
     return [sentence for check in checks if (sentence := check(evidence))]
@@ -160,6 +164,30 @@ def _candidate_worse(evidence: Evidence) -> str | None:
         f"{evidence.get('metric', '')}; {result.get('wins', 0)} wins, "
         f"{result.get('losses', 0)} losses): look for a pattern in the losses listed with this "
         "cycle (a label the new data rarely shows, corrections that conflict)."
+    )
+
+
+def _metric_rewards_length(evidence: Evidence) -> str | None:
+    """chrF weighs recall twice as much as precision, so a model that answers at length
+    (a chatty base model) collects character n-grams a short, reference-like answer does not:
+    the candidate can learn the references' form and still lose on chrF."""
+    result = evidence.get("eval", {})
+    words, metrics = result.get("answer_words"), result.get("metrics") or {}
+    if evidence.get("metric") != "chrf" or result.get("delta_mean", 0.0) >= 0 or not words:
+        return None
+    reference, old, new = words["reference"], words["champion"], words["candidate"]
+    f1 = metrics.get("token_f1")
+    if not reference or old < LONG_ANSWER_RATIO * reference or new - reference >= old - new:
+        return None
+    if not f1 or f1["candidate"] <= f1["champion"]:
+        return None
+    return (
+        f"{_replaced(evidence).capitalize()} answers at length ({old:.0f} words on average "
+        f"against the references' {reference:.0f}) and chrF, which weighs recall over "
+        "precision, gives long answers partial credit for their length; the candidate's answers "
+        f"are nearer the references' length ({new:.0f} words) and it does better on token F1 "
+        f"({f1['champion']:.3f} → {f1['candidate']:.3f}). If answers like your references are "
+        "what you want, make token_f1 the task's metric (primary_metric: token_f1)."
     )
 
 

@@ -119,7 +119,27 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
     }
     if metric == "exact_match":
         result["mcnemar_p"] = mcnemar_exact(len(wins), len(losses))
+    # every metric the rows carry, the primary one included, so a diagnosis can tell a
+    # candidate the primary metric undervalues (e.g. chrF rewarding long answers) from a worse one
+    result["metrics"] = {
+        name: {
+            "candidate": _mean([c[name] for c, _ in pairs]),
+            "champion": _mean([b[name] for _, b in pairs]),
+        }
+        for name in HIGHER_IS_BETTER
+        if all(name in c and name in b for c, b in pairs)
+    }
+    if all(isinstance(c.get("reference"), str) for c, _ in pairs):
+        result["answer_words"] = {
+            "candidate": _mean([_words(c.get("prediction")) for c, _ in pairs]),
+            "champion": _mean([_words(b.get("prediction")) for _, b in pairs]),
+            "reference": _mean([_words(c["reference"]) for c, _ in pairs]),
+        }
     return result
+
+
+def _words(text: Any) -> int:
+    return len(text.split()) if isinstance(text, str) else 0
 
 
 def _side_by_side(candidate: dict, champion: dict) -> dict[str, Any]:

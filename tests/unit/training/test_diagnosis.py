@@ -159,3 +159,78 @@ def test_the_gate_counts_the_same_answers_that_diagnose_reports():
     decision = decide(scores, GatePolicy(), metric="exact_match")
     assert decision.verdict == "reject" and decision.evidence["eval"]["same_answers"] == 40
     assert any("answers like the base model on 40 of 40" in r for r in diagnose(decision.evidence))
+
+
+# (reference gloss, a chatty base model's answer, a candidate that learned the glosses' form):
+# word-definition answers of the task zoo's first cycle, shortened
+GLOSSES = [
+    (
+        "a small part that can be considered separately from the whole",
+        'The word "detail" is a noun in the context of language, referring to a specific type '
+        'of information that is considered to be essential. In this example, "detail" is used '
+        "to describe the quality of a product or service.",
+        "a small part of something",
+    ),
+    (
+        "the process of taking in and expelling air during breathing",
+        'The word "breath" is a verb in the sense of "to breathe" or "to exhale." It is a verb '
+        "that is used to describe the act of taking a breath.",
+        "the act of taking in air",
+    ),
+    (
+        "(military) military action or resources protecting a country against potential enemies",
+        'The word "defense" is a noun in the context of military operations. It refers to the '
+        "act of defending or protecting oneself or one's country from external threats.",
+        "the act of protecting a country",
+    ),
+    (
+        "a noticeable deterioration in performance or quality",
+        'The word "slump" is a noun that refers to a downward tendency or a decline in '
+        "performance. It is a common idiomatic expression that describes a team that is "
+        "struggling.",
+        "a decline in performance",
+    ),
+]
+
+
+def _text_rows(side: int) -> list[dict[str, Any]]:
+    from training.metrics import chrf, token_f1
+
+    return [
+        {
+            "id": f"e{i}-{k}",
+            "prediction": case[side],
+            "reference": case[0],
+            "chrf": chrf(case[side], case[0]),
+            "token_f1": token_f1(case[side], case[0]),
+            "nll": 3.0,
+        }
+        for k in range(10)
+        for i, case in enumerate(GLOSSES)
+    ]
+
+
+def test_a_candidate_chrf_undervalues_for_its_short_answers_is_told_apart_from_a_worse_one():
+    from schemas.tasks import GatePolicy
+    from training.promotion_gate import decide
+
+    scores = {"eval": {"candidate": _text_rows(2), "champion": _text_rows(1)}}
+    decision = decide(scores, GatePolicy(), metric="chrf")
+    result = decision.evidence["eval"]
+    assert decision.verdict == "reject" and result["delta_high"] < 0  # chrF prefers the chatter
+    assert result["metrics"]["token_f1"]["candidate"] > result["metrics"]["token_f1"]["champion"]
+    assert result["answer_words"]["champion"] > 3 * result["answer_words"]["reference"]
+    said = diagnose(decision.evidence)
+    assert any("worse than the base model" in r for r in said)
+    length = [r for r in said if "answers at length" in r]
+    assert len(length) == 1 and "primary_metric: token_f1" in length[0]
+
+    # a candidate that is as chatty as the base model and only worse: no such excuse
+    chatty = [{**row, "chrf": row["chrf"] - 0.05} for row in _text_rows(1)]
+    worse = decide(
+        {"eval": {"candidate": chatty, "champion": _text_rows(1)}}, GatePolicy(), metric="chrf"
+    )
+    assert not any("answers at length" in r for r in diagnose(worse.evidence))
+    # the same short candidate judged on token F1 is not diagnosed at all: it is promoted
+    by_f1 = decide(scores, GatePolicy(mode="auto"), metric="token_f1")
+    assert by_f1.verdict == "promote" and diagnose(by_f1.evidence) == []
