@@ -177,7 +177,8 @@ def _metric_rewards_length(evidence: Evidence) -> str | None:
         return None
     reference, old, new = words["reference"], words["champion"], words["candidate"]
     f1 = metrics.get("token_f1")
-    if not reference or old < LONG_ANSWER_RATIO * reference or new - reference >= old - new:
+    too_long = old >= LONG_ANSWER_RATIO * reference
+    if not reference or not too_long or abs(new - reference) >= abs(old - reference):
         return None
     if not f1 or f1["candidate"] <= f1["champion"]:
         return None
