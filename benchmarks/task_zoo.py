@@ -261,7 +261,7 @@ def draw_curves(curves: dict[str, dict[int, float]], bases: dict[str, float], pa
     sizes = sorted({size for points in curves.values() for size in points})
     axis.set_xticks(sizes, [str(size) for size in sizes])
     axis.set_xlabel("training examples (one default cycle)")
-    axis.set_ylabel("held-out metric (exact match or chrF)")
+    axis.set_ylabel("held-out metric (exact match or token F1)")
     axis.set_title("Task zoo: held-out metric against examples (dotted: base model)")
     axis.legend(fontsize=8)
     figure.tight_layout()

@@ -218,7 +218,9 @@ class TaskDefinition(BaseModel):
     kind: Literal["label", "text"]
     labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = None
     primary_metric: Metric | None = Field(
-        default=None, description="Defaults to exact_match for label tasks, chrf for text."
+        default=None,
+        description="Defaults to exact_match for label tasks, token_f1 for text (it weighs "
+        "precision and recall alike; chrf favours answers longer than the references).",
     )
     triggers: Triggers = Triggers()
     gate: GatePolicy = GatePolicy()
@@ -251,4 +253,4 @@ class TaskDefinition(BaseModel):
 
     @property
     def metric(self) -> Metric:
-        return self.primary_metric or ("exact_match" if self.kind == "label" else "chrf")
+        return self.primary_metric or ("exact_match" if self.kind == "label" else "token_f1")

@@ -51,7 +51,6 @@ SPAM_TASK = {
 FAQ_TASK = {
     "name": "faq",
     "kind": "text",
-    "primary_metric": "chrf",
     "instruction": "Answer the customer's question about our construction services.",
     "triggers": {"min_new_examples": 100_000},
 }

@@ -90,7 +90,8 @@ class BaselineResult:
 
     task: str
     metric: str
-    """"exact_match" (label tasks) or "chrf" (text tasks), as Flywheel's scoring reports it."""
+    """The default definition's primary metric (``ZooTask.metric``), as Flywheel's scoring
+    reports it."""
     value: float
     n_train: int
     n_held_out: int

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.tasks import TaskDefinition
+
 Example = dict[str, str]
 """One example: {"input": ..., "output": ...}, the shape ``flywheel import`` reads."""
 
@@ -51,7 +53,7 @@ class ZooTask:
 
     name: str
     kind: str
-    """"label" (answer is one of ``labels``) or "text" (free text, scored by chrF)."""
+    """"label" (answer is one of ``labels``) or "text" (free text, scored by token F1)."""
     labels: tuple[str, ...] | None
     instruction: str
     train: list[Example]
@@ -62,8 +64,8 @@ class ZooTask:
 
     @property
     def metric(self) -> str:
-        """The held-out metric Flywheel's scoring reports for this kind of task."""
-        return "exact_match" if self.kind == "label" else "chrf"
+        """The default definition's primary metric: the one its gate decides on."""
+        return TaskDefinition.model_validate(self.definition()).metric
 
     def definition(self) -> dict[str, object]:
         """The task-definition fields that differ between zoo tasks; all else is default."""

@@ -80,10 +80,10 @@ def test_a_label_task_run_trains_and_reports_the_held_out_exact_match(tiny_model
     assert result.wall_s > 0 and result.train_s <= result.wall_s and result.peak_rss_mb > 100
 
 
-def test_a_text_task_run_reports_chrf(tiny_model_dir):
+def test_a_text_task_run_reports_the_default_text_metric_token_f1(tiny_model_dir):
     settings = BaselineSettings(epochs=1, batch_size=8)
     result = run_baseline(money_task("text"), tiny_model_dir, settings=settings)
-    assert (result.metric, result.n_train, result.steps) == ("chrf", 24, 3)
+    assert (result.metric, result.n_train, result.steps) == ("token_f1", 24, 3)
     assert 0.0 <= result.value <= 1.0 and result.eval_s > 0
 
 

@@ -6,9 +6,10 @@ import random
 
 import pytest
 from sacrebleu.metrics import CHRF
+from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
 
-from schemas.tasks import GatePolicy
-from training.metrics import chrf, exact_match, token_f1
+from schemas.tasks import GatePolicy, TaskDefinition
+from training.metrics import chrf, exact_match, token_f1, tokens
 from training.paired_stats import bootstrap_mean_ci, mcnemar_exact
 from training.promotion_gate import decide
 
@@ -21,6 +22,40 @@ def test_text_metrics_known_values():
     assert chrf("abc", "xyz") == 0.0
     assert 0.0 < chrf("The permit takes 10 weeks", "A permit takes ten weeks") < 1.0
     assert exact_match(" Spam ", "spam") == 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["建筑许可证需要十周", "施工许可 Takes 10 weeks", "建筑 许可证"],
+)
+def test_unspaced_scripts_count_characters_as_sacrebleus_chinese_tokenizer_does(text):
+    assert tokens(text) == TokenizerZh()(text).lower().split()
+
+
+def test_japanese_kana_and_thai_count_characters_too():
+    assert tokens("許可はかかります") == ["許", "可", "は", "か", "か", "り", "ま", "す"]
+    assert len(tokens("ข้อมูล")) == 6  # Thai: every code point, vowel marks included
+
+
+def test_token_f1_gives_partial_credit_in_chinese_instead_of_all_or_nothing():
+    # 7 of 9 characters shared: F1 2 * 7/8 * 7/9 / (7/8 + 7/9), not 0 for one unequal "word"
+    expected = 2 * (7 / 8) * (7 / 9) / (7 / 8 + 7 / 9)
+    assert token_f1("建筑许可需要八周", "建筑许可证需要十周") == pytest.approx(expected)
+
+
+def test_the_default_text_metric_charges_a_chatty_answer_for_its_padding():
+    """A reply as short as the reference against a paragraph around it (real word-definition
+    answers): token F1, the text default, prefers the gloss; chrF (recall x2) the paragraph."""
+    reference = "a small part that can be considered separately from the whole"
+    gloss = "a small part of something"
+    paragraph = (
+        'The word "detail" is a noun in the context of language, referring to a specific type '
+        'of information that is considered to be essential. In this example, "detail" is used '
+        "to describe the quality of a product or service."
+    )
+    assert TaskDefinition(name="t", kind="text", instruction="Define it.").metric == "token_f1"
+    assert token_f1(gloss, reference) > token_f1(paragraph, reference)
+    assert chrf(gloss, reference) < chrf(paragraph, reference)
 
 
 @pytest.mark.parametrize(
