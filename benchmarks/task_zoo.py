@@ -269,11 +269,16 @@ def draw_curves(curves: dict[str, dict[int, float]], bases: dict[str, float], pa
 
 
 def saved_rows(results_dir: Path, tasks: list[ZooTask], cycles: int) -> dict[str, Any]:
-    """The rows an earlier run kept for these tasks, measured with the same number of cycles."""
+    """The rows an earlier run kept for these tasks, measured with the same number of cycles
+    and on the metric the default definition decides on today (a row from before a change of
+    default is measured again, not mixed in)."""
     rows: dict[str, Any] = {}
     for task in tasks:
         path = results_dir / f"{task.name}.json"
-        if path.exists() and (row := json.loads(path.read_text())).get("cycles") == cycles:
+        if not path.exists():
+            continue
+        row = json.loads(path.read_text())
+        if row.get("cycles") == cycles and row.get("metric") == task.metric:
             rows[task.name] = row
     return rows
 
