@@ -88,9 +88,14 @@ def _loss_at_chance_or_stalled(evidence: Evidence) -> str | None:
 
 
 def _same_answers(evidence: Evidence) -> str | None:
+    """Only for a candidate that did not measurably gain: a champion already right on most
+    of the eval set leaves a better candidate few answers to change (the zoo's spam task,
+    second cycle: 0.942 → 0.992, the same answer on 112 of 120, promoted)."""
     result = evidence.get("eval", {})
     n, same = result.get("n", 0), result.get("same_answers")
     if not n or same is None or same < SAME_ANSWER_SHARE * n:
+        return None
+    if result.get("delta_low", 0.0) > evidence.get("policy", {}).get("min_delta", 0.0):
         return None
     return (
         f"The candidate answers like {_replaced(evidence)} on {same} of {n} eval examples: "

@@ -74,6 +74,15 @@ def test_the_issue_s_rejected_cycle_is_explained_in_actionable_words():
     assert any("learning_rate (it trained at 0.0002)" in r for r in reasons)
 
 
+def test_a_candidate_that_gained_is_not_told_it_answers_like_the_champion():
+    # the zoo's spam task, cycle 2: the champion was right on 113 of 120 already
+    gained = {"n": 120, "candidate": 0.992, "champion": 0.942, "delta_mean": 0.05}
+    seen = evidence(eval={**gained, "delta_low": 0.008, "delta_high": 0.1, "same_answers": 112})
+    assert not any("answers like" in r for r in diagnose(seen))
+    undecided = evidence(eval={**seen["eval"], "delta_low": -0.01})
+    assert any("answers like the base model on 112 of 120" in r for r in diagnose(undecided))
+
+
 def test_a_stalled_text_task_loss_is_named():
     seen = evidence(
         training={
