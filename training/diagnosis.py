@@ -51,6 +51,12 @@ def _replaced(evidence: Evidence) -> str:
     )
 
 
+def _measurably_gained(evidence: Evidence) -> bool:
+    """The CI's lower bound of the candidate's gain is above the gate's ``min_delta``."""
+    low = evidence.get("eval", {}).get("delta_low", 0.0)
+    return low > evidence.get("policy", {}).get("min_delta", 0.0)
+
+
 def _too_few_eval(evidence: Evidence) -> str | None:
     n = evidence.get("eval", {}).get("n", 0)
     needed = evidence.get("policy", {}).get("min_eval_size", 0)
@@ -95,7 +101,7 @@ def _same_answers(evidence: Evidence) -> str | None:
     n, same = result.get("n", 0), result.get("same_answers")
     if not n or same is None or same < SAME_ANSWER_SHARE * n:
         return None
-    if result.get("delta_low", 0.0) > evidence.get("policy", {}).get("min_delta", 0.0):
+    if _measurably_gained(evidence):
         return None
     return (
         f"The candidate answers like {_replaced(evidence)} on {same} of {n} eval examples: "
@@ -203,7 +209,7 @@ def _undecided_gain(evidence: Evidence) -> str | None:
     n, low = result.get("n", 0), result.get("delta_low", 0.0)
     if n < policy.get("min_eval_size", 0) or result.get("delta_mean", 0.0) <= 0:
         return None
-    if low > policy.get("min_delta", 0.0):
+    if _measurably_gained(evidence):
         return None
     return (
         f"The candidate is better on average ({result['delta_mean']:+.3f}) but the 95% CI "
