@@ -118,6 +118,7 @@ class LiveGuard:
         self.drift_min_events = drift_min_events
         self._alerted: set[tuple[str, str | None, str, int]] = set()
         self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Rebuild the windows of events the monitor cannot replay from the store, remember
@@ -154,10 +155,11 @@ class LiveGuard:
         log.info("live windows rebuilt from the store (events before %s): %d", cutoff, len(rebuilt))
 
     async def run(self) -> None:
+        """Read live counts and decide canaries and drift until ``request_stop()``."""
         assert self._consumer is not None, "start() first"
         next_check = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
             for records in batches.values():
                 for record in records:
@@ -270,6 +272,11 @@ class LiveGuard:
             CanaryPolicy.model_validate(canary["policy"]),
             elapsed_s=datetime.now(UTC).timestamp() - start_s,
         )
+
+    def request_stop(self) -> None:
+        """End ``run()`` after its current read (at most 200 ms) or check; the control plane's
+        shutdown waits for it, so the monitor is not restarted while it stops."""
+        self._stopping = True
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -201,6 +201,7 @@ async def _serve(
         state.scheduler.shutdown()
         await state.cycles.stop()
         agent.stop()
+        state.live_guard.request_stop()
         server.should_exit = True
         await asyncio.wait(tasks - {t for t in tasks if t.get_name() == "signal"}, timeout=15)
         for task in tasks:
