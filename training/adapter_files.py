@@ -14,6 +14,10 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 ADAPTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+class AdapterLoadError(Exception):
+    """An adapter cannot be served (missing, corrupted); the current champion stays."""
+
+
 def adapter_content_hash(directory: Path) -> str:
     """sha256 over the weights and the adapter config: equal ids mean equal adapters."""
     digest = hashlib.sha256()

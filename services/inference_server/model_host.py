@@ -27,16 +27,13 @@ from typing import Any, TypeVar
 
 import torch
 
+from training.adapter_files import AdapterLoadError as AdapterLoadError  # re-exported
 from training.auto_recipe import ResolvedRecipe, stored_recipe
 from training.checkpoints import load_model, load_tokenizer, pick_device
 from training.lora_recipe import verify_adapter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class AdapterLoadError(Exception):
-    """An adapter cannot be served (missing, corrupted); the current champion stays."""
 
 
 URGENT, NORMAL = 0, 1

@@ -14,14 +14,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import PROMOTIONS
 from services.inference_server.champions import ChampionBook, parse_time
-from services.inference_server.model_host import AdapterLoadError, ModelHost
-from training.lora_recipe import adapter_dir
+from training.adapter_files import AdapterLoadError, adapter_dir
+
+if TYPE_CHECKING:  # the host loads torch; the control plane's reconciler needs none of it
+    from services.inference_server.model_host import ModelHost
 
 log = logging.getLogger(__name__)
 
