@@ -82,7 +82,11 @@ class Settings(BaseSettings):
         default=120.0, gt=5, description="A cycle whose runner is silent this long is failed."
     )
     cycle_timeout_s: float = Field(
-        default=3600.0, gt=0, description="Longest a training+evaluation run may take."
+        default=10_800.0,
+        gt=0,
+        description="Longest a training+evaluation run may take. A hung worker is caught "
+        "sooner by the lease; this stops a run that keeps working: a first cycle with its "
+        "search on long inputs took over an hour on a busy 2-core CPU.",
     )
 
     training: str = Field(

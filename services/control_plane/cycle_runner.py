@@ -154,7 +154,10 @@ class CycleRunner:
         work.mkdir(parents=True, exist_ok=True)
         (work / "job.json").write_text(json.dumps(job))
         if self.remote:
-            return await asyncio.wait_for(self._remote(cycle_id, work), self.timeout_s)
+            try:
+                return await asyncio.wait_for(self._remote(cycle_id, work), self.timeout_s)
+            except TimeoutError:
+                raise self._timed_out() from None
         with open(work / "worker.log", "ab") as worker_log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -167,15 +170,24 @@ class CycleRunner:
             )
             try:
                 await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
-            except (TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError) as stopped:
                 process.kill()
                 await process.wait()
+                if isinstance(stopped, TimeoutError):
+                    raise self._timed_out() from None
                 raise
         if process.returncode != 0:
             raise CycleError(
                 f"the training worker exited with code {process.returncode}; see {work}/worker.log"
             )
         return json.loads((work / "result.json").read_text())
+
+    def _timed_out(self) -> CycleError:
+        return CycleError(
+            f"the cycle ran longer than FLYWHEEL_CYCLE_TIMEOUT_S ({self.timeout_s:.0f} s) and "
+            "was stopped; nothing was registered. A slow machine, long inputs or a busy CPU "
+            "need a higher limit: its progress shows how far it got"
+        )
 
     async def _follow(self, cycle_id: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from tests.integration.learning_helpers import define_task, import_examples
+from tests.processes import ControlPlaneProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +47,30 @@ def test_killed_training_leaves_nothing_half_registered_and_the_next_cycle_runs(
     define_task(plane, tmp_path, "crashy", max_steps=3)
     assert plane.cli("cycle", "run", "crashy", "--wait").returncode == 0
     assert len(plane.get("/v1/adapters?task=crashy")) == 1
+
+
+def test_a_cycle_past_its_time_limit_fails_saying_which_setting_stopped_it(
+    home, broker, tiny_model_dir, tmp_path
+):
+    limited = ControlPlaneProcess(
+        home,
+        broker.bootstrap,
+        extra_env={"FLYWHEEL_BASE_MODEL": str(tiny_model_dir), "FLYWHEEL_CYCLE_TIMEOUT_S": "3"},
+    )
+    with running(limited):
+        define_task(limited, tmp_path, "slow", max_steps=100_000, epochs=20)
+        import_examples(limited, tmp_path, "slow", count=100)
+        run = limited.cli("cycle", "run", "slow", "--wait")
+        assert run.returncode != 0
+        assert "FLYWHEEL_CYCLE_TIMEOUT_S" in run.stdout, run.stdout + run.stderr
+        failed = limited.get("/v1/cycles?task=slow")[0]
+        assert failed["state"] == "failed"
+        assert "FLYWHEEL_CYCLE_TIMEOUT_S (3 s)" in failed["error"], failed
+        assert "FLYWHEEL_CYCLE_TIMEOUT_S" in limited.cli("cycle", "show", failed["cycle_id"]).stdout
+        assert limited.get("/v1/adapters?task=slow") == []
+        workers = [
+            p
+            for p in psutil.Process(limited.process.pid).children(recursive=True)
+            if "training.cycle_worker" in " ".join(p.cmdline())
+        ]
+        assert workers == []  # killed, not left training
