@@ -36,10 +36,14 @@ VLLM_VENV ?= $(or $(FLYWHEEL_VLLM_VENV),.venv-vllm)
 vllm-env:
 	infra/build-vllm-venv.sh $(VLLM_VENV)
 
+# One worker per core (at most four), each running whole files, so a file's fixtures and its
+# processes stay together; `make test PYTEST_WORKERS=` runs the suite in one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
+
 test: $(STAMP) vllm-env
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -m "not slow and not zoo"
+	$(PY) -m pytest -q -m "not slow and not zoo" $(PYTEST_WORKERS)
 
 test-all: $(STAMP) vllm-env zoo-data
 	$(PY) -m pytest -q
