@@ -18,6 +18,15 @@ def plane(model_plane):
     return model_plane
 
 
+def training_workers(plane: ControlPlaneProcess) -> list[psutil.Process]:
+    assert plane.process is not None
+    return [
+        p
+        for p in psutil.Process(plane.process.pid).children(recursive=True)
+        if "training.cycle_worker" in " ".join(p.cmdline())
+    ]
+
+
 def test_killed_training_leaves_nothing_half_registered_and_the_next_cycle_runs(plane, tmp_path):
     # About 800 steps: still training when it is killed.
     define_task(plane, tmp_path, "crashy", max_steps=100_000, epochs=20)
@@ -30,11 +39,7 @@ def test_killed_training_leaves_nothing_half_registered_and_the_next_cycle_runs(
         lambda c: (c.get("progress") or {}).get("step", 0) >= 2,
     )
     assert plane.post("/v1/tasks/crashy/cycles", {}).status_code == 409  # one at a time
-    workers = [
-        p
-        for p in psutil.Process(plane.process.pid).children(recursive=True)
-        if "training.cycle_worker" in " ".join(p.cmdline())
-    ]
+    workers = training_workers(plane)
     assert len(workers) == 1
     workers[0].send_signal(signal.SIGKILL)
     failed = plane.wait_until(
@@ -68,9 +73,4 @@ def test_a_cycle_past_its_time_limit_fails_saying_which_setting_stopped_it(
         assert "FLYWHEEL_CYCLE_TIMEOUT_S (3 s)" in failed["error"], failed
         assert "FLYWHEEL_CYCLE_TIMEOUT_S" in limited.cli("cycle", "show", failed["cycle_id"]).stdout
         assert limited.get("/v1/adapters?task=slow") == []
-        workers = [
-            p
-            for p in psutil.Process(limited.process.pid).children(recursive=True)
-            if "training.cycle_worker" in " ".join(p.cmdline())
-        ]
-        assert workers == []  # killed, not left training
+        assert training_workers(limited) == []  # killed, not left training
