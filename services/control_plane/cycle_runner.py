@@ -153,11 +153,19 @@ class CycleRunner:
         work = self.paths.cycles_dir / cycle_id
         work.mkdir(parents=True, exist_ok=True)
         (work / "job.json").write_text(json.dumps(job))
-        if self.remote:
-            try:
-                return await asyncio.wait_for(self._remote(cycle_id, work), self.timeout_s)
-            except TimeoutError:
-                raise self._timed_out() from None
+        runs = self._remote(cycle_id, work) if self.remote else self._local(cycle_id, work)
+        try:
+            return await asyncio.wait_for(runs, self.timeout_s)
+        except TimeoutError:
+            raise CycleError(
+                f"the cycle ran longer than FLYWHEEL_CYCLE_TIMEOUT_S ({self.timeout_s:.0f} s) "
+                "and was stopped; nothing was registered. A slow machine, long inputs or a busy "
+                "CPU need a higher limit: its progress shows how far it got"
+            ) from None
+
+    async def _local(self, cycle_id: str, work: Path) -> dict[str, Any]:
+        """Run the training worker as a child process; it is killed if this is cancelled
+        (the time limit, or the control plane stopping)."""
         with open(work / "worker.log", "ab") as worker_log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -169,25 +177,16 @@ class CycleRunner:
                 stderr=worker_log,
             )
             try:
-                await asyncio.wait_for(self._follow(cycle_id, process), self.timeout_s)
-            except (TimeoutError, asyncio.CancelledError) as stopped:
+                await self._follow(cycle_id, process)
+            except asyncio.CancelledError:
                 process.kill()
                 await process.wait()
-                if isinstance(stopped, TimeoutError):
-                    raise self._timed_out() from None
                 raise
         if process.returncode != 0:
             raise CycleError(
                 f"the training worker exited with code {process.returncode}; see {work}/worker.log"
             )
         return json.loads((work / "result.json").read_text())
-
-    def _timed_out(self) -> CycleError:
-        return CycleError(
-            f"the cycle ran longer than FLYWHEEL_CYCLE_TIMEOUT_S ({self.timeout_s:.0f} s) and "
-            "was stopped; nothing was registered. A slow machine, long inputs or a busy CPU "
-            "need a higher limit: its progress shows how far it got"
-        )
 
     async def _follow(self, cycle_id: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
