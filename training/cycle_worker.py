@@ -26,7 +26,6 @@ from training.auto_recipe import ResolvedRecipe, inputs_cut, measure, resolve, s
 from training.chat_format import (
     PromptStyle,
     SequenceLengths,
-    prompt_ids,
     style_of,
     target_ids,
 )
@@ -38,7 +37,6 @@ from training.lora_recipe import (
     select_training_examples,
     verify_adapter,
 )
-from training.predict import reply_logprobs
 from training.recipe_search import (
     SearchPlan,
     Trial,
@@ -253,7 +251,7 @@ def train_trial(
 
     def measure_dev(step: int) -> None:
         if step in checkpoints:
-            loss = dev_loss(recipe.model, recipe.tokenizer, style, dev, settings.lengths)
+            loss = recipe.reply_loss(dev, style)
             dev_curve.append([step, round(loss, 4)])
 
     report = recipe.train(
@@ -275,27 +273,6 @@ def train_trial(
         loss_curve=report.loss_curve(),
         dev_curve=dev_curve,
     )
-
-
-def dev_loss(
-    model: Any,
-    tokenizer: Any,
-    style: PromptStyle,
-    examples: Sequence[dict],
-    lengths: SequenceLengths,
-) -> float:
-    """Mean reply-token loss on ``examples`` (teacher-forced: no generation, so it is cheap
-    enough to measure several times during a trial, for text tasks too)."""
-    model.eval()
-    pairs = [
-        (
-            prompt_ids(tokenizer, style, e["input"], lengths.prompt_budget, lengths.truncation),
-            target_ids(tokenizer, e["output"]),
-        )
-        for e in examples
-    ]
-    sums = reply_logprobs(model, pairs, tokenizer.pad_token_id)[0]
-    return -sum(total for total, _ in sums) / max(1, sum(count for _, count in sums))
 
 
 def chance_loss(tokenizer: Any, style: PromptStyle) -> float | None:

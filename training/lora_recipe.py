@@ -165,21 +165,8 @@ class LoRARecipe:
         precision = training_precision(self.device)
         # Disabled (CPU, bf16) the scaler passes the loss and the optimizer step through as is.
         scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale_gradients)
-        shared = self.activations is not None and all("id" in e for e in examples)
-        split = (
-            SplitForward(
-                self.model,
-                cache=self.activations if shared else ActivationCache(ACTIVATION_CACHE_MB * 2**20),
-                context=(
-                    str(self.base_model),
-                    s.max_seq_len,
-                    s.max_answer_tokens,
-                    s.input_truncation,
-                ),
-            )
-            if SplitForward.applies_to(self.model)
-            else None
-        )
+        shared = self._shares_cache(examples)
+        split = self._split_forward(shared, ACTIVATION_CACHE_MB * 2**20)
         # A shared cache outlives this run: it knows examples by id, not by position here.
         key_of = (lambda i: str(examples[i]["id"])) if shared else (lambda i: i)
         rng = random.Random(s.seed)
@@ -196,11 +183,7 @@ class LoRARecipe:
             del order[: s.batch_size]
             input_ids, labels, attention = self._collate([example(i) for i in keys])
             output_tokens += int((labels != IGNORE_INDEX).sum())
-            with torch.autocast(
-                self.device.type,
-                dtype=precision.autocast or torch.float32,
-                enabled=precision.autocast is not None,
-            ):
+            with self._autocast():
                 if split is not None:
                     loss = split.loss([key_of(i) for i in keys], input_ids, labels, attention)
                 else:
@@ -239,6 +222,64 @@ class LoRARecipe:
             seconds,
             output_tokens,
             losses,
+        )
+
+    @torch.no_grad()
+    def reply_loss(
+        self, examples: Sequence[dict], style: PromptStyle, batch_size: int = 16
+    ) -> float:
+        """Mean reply-token loss on ``examples`` (teacher-forced, dropout off): a search
+        trial's development loss, cheap enough to measure several times per trial. It goes
+        through the split forward like training, so with the cycle's shared cache the frozen
+        lower layers run once per example for the whole cycle, and the LM head only where a
+        reply token is predicted."""
+        s = self.settings
+        shared = self._shares_cache(examples)
+        split = self._split_forward(shared, 0)
+        self.model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            input_ids, labels, attention = self._collate(
+                [
+                    training_example(self.tokenizer, style, e["input"], e["output"], s.lengths)
+                    for e in chunk
+                ]
+            )
+            tokens = int((labels[:, 1:] != IGNORE_INDEX).sum())
+            keys = [str(e["id"]) if shared else start + i for i, e in enumerate(chunk)]
+            with self._autocast():
+                if split is not None:
+                    loss = split.loss(keys, input_ids, labels, attention)
+                else:
+                    loss = self.model(
+                        input_ids=input_ids, attention_mask=attention, labels=labels
+                    ).loss
+            total += float(loss) * tokens
+            count += tokens
+        return total / max(1, count)
+
+    def _shares_cache(self, examples: Sequence[dict]) -> bool:
+        return self.activations is not None and all("id" in e for e in examples)
+
+    def _split_forward(self, shared: bool, private_bytes: int) -> SplitForward | None:
+        """The split forward over the cycle's shared cache (``shared``) or a private one of
+        ``private_bytes``; None for models it does not apply to."""
+        if not SplitForward.applies_to(self.model):
+            return None
+        s = self.settings
+        return SplitForward(
+            self.model,
+            cache=self.activations if shared else ActivationCache(private_bytes),
+            context=(str(self.base_model), s.max_seq_len, s.max_answer_tokens, s.input_truncation),
+        )
+
+    def _autocast(self) -> Any:
+        precision = training_precision(self.device)
+        return torch.autocast(
+            self.device.type,
+            dtype=precision.autocast or torch.float32,
+            enabled=precision.autocast is not None,
         )
 
     def _collate(self, batch: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, ...]:

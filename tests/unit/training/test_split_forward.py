@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from tests.model_fixtures import tiny_recipe
-from training.chat_format import PromptStyle, training_example
+from training.chat_format import PromptStyle, prompt_ids, target_ids, training_example
 from training.checkpoints import load_model, load_tokenizer
 from training.lora_recipe import LoRARecipe
+from training.predict import reply_logprobs
 from training.split_forward import ActivationCache, SplitForward
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
@@ -133,3 +134,42 @@ def test_a_shared_cache_is_emptied_when_what_made_the_states_changes():
     assert "ex-1" in cache.entries
     cache.bind((6, ("base", 256)))  # another sequence length cuts inputs differently
     assert not cache.entries and cache.bytes == 0
+
+
+def test_a_trials_development_loss_is_the_plain_loss_and_reuses_the_cycles_lower_pass(
+    tiny_model_dir, monkeypatch
+):
+    """The dev loss a search trial measures several times equals the mean reply-token loss of
+    the plain forward pass (left-padded, as scoring computes it), and after its first
+    measurement it runs no lower pass again."""
+    examples = [{"id": f"dev-{i}", "input": x, "output": y} for i, (x, y) in enumerate(TEXTS)]
+    shared = ActivationCache(2**24)
+    recipe = LoRARecipe(
+        tiny_recipe(top_layers=1, dropout=0.0), tiny_model_dir, torch.device("cpu"), shared
+    )
+    recipe.setup()
+    lengths = recipe.settings.lengths
+    pairs = [
+        (
+            prompt_ids(recipe.tokenizer, STYLE, e["input"], lengths.prompt_budget),
+            target_ids(recipe.tokenizer, e["output"]),
+        )
+        for e in examples
+    ]
+    sums = reply_logprobs(recipe.model, pairs, recipe.tokenizer.pad_token_id)[0]
+    plain = -sum(total for total, _ in sums) / sum(count for _, count in sums)
+
+    # Under training's precision (bf16 autocast on CPUs that have it), so to bf16 rounding.
+    assert recipe.reply_loss(examples, STYLE, batch_size=4) == pytest.approx(plain, rel=1e-3)
+    assert set(shared.entries) == {e["id"] for e in examples}
+
+    lower_rows: list[int] = []
+    original = SplitForward._lower_pass
+
+    def counting(self, input_ids, attention):
+        lower_rows.append(len(input_ids))
+        return original(self, input_ids, attention)
+
+    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    assert recipe.reply_loss(examples, STYLE) == pytest.approx(plain, rel=1e-3)
+    assert lower_rows == []
