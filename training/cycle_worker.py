@@ -260,7 +260,16 @@ def train_trial(
         lambda p: emit({**p, "phase": "search", "learning_rate": settings.learning_rate}),
         after_step=measure_dev,
     )
-    summary = aggregate(score(recipe.model, recipe.tokenizer, style, dev, lengths=settings.lengths))
+    summary = aggregate(
+        score(
+            recipe.model,
+            recipe.tokenizer,
+            style,
+            dev,
+            lengths=settings.lengths,
+            logprobs=recipe.reply_logprobs,
+        )
+    )
     recipe.cleanup()
     return Trial(
         learning_rate=settings.learning_rate,

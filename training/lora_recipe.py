@@ -36,6 +36,7 @@ from training.adapter_files import verify_adapter as verify_adapter  # re-export
 from training.auto_recipe import PAD_MULTIPLE, ResolvedRecipe, balanced_weights
 from training.chat_format import IGNORE_INDEX, PromptStyle, training_example
 from training.checkpoints import load_model, load_tokenizer, training_precision
+from training.predict import reply_logprobs
 from training.split_forward import ActivationCache, SplitForward
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,43 @@ class LoRARecipe:
             total += float(loss) * tokens
             count += tokens
         return total / max(1, count)
+
+    @torch.no_grad()
+    def reply_logprobs(
+        self,
+        examples: Sequence[dict],
+        pairs: Sequence[tuple[list[int], list[int]]],
+        first_token_ids: Sequence[int] = (),
+    ) -> tuple[list[tuple[float, int]], list[list[float]]]:
+        """``predict.reply_logprobs`` of ``pairs`` (the prompts and references of
+        ``examples``, as scoring cuts them) through the split forward and the cycle's shared
+        cache, so scoring a trial on its development split runs no frozen layer again. Only
+        pairs that are exactly the tokens training used may share the cache by example id;
+        otherwise (a reference longer than the answer length) it is the plain pass."""
+        if not pairs:
+            return [], []
+        s = self.settings
+        pad = self.tokenizer.pad_token_id
+        split = self._split_forward(True, 0) if self._shares_cache(examples) else None
+        if split is None or any(len(target) > s.max_answer_tokens for _, target in pairs):
+            return reply_logprobs(self.model, pairs, pad, len(pairs) or 1, first_token_ids)
+        self.model.eval()
+        input_ids, labels, attention = self._collate(
+            [(prompt + target, [IGNORE_INDEX] * len(prompt) + target) for prompt, target in pairs]
+        )
+        with self._autocast():
+            rows = split.reply_log_probs(
+                [str(e["id"]) for e in examples], input_ids, labels, attention
+            )
+        sums, firsts = [], []
+        for logprobs, (_, target) in zip(rows, pairs, strict=True):
+            where = logprobs.device
+            picked = logprobs[
+                torch.arange(len(target), device=where), torch.tensor(target, device=where)
+            ]
+            sums.append((float(picked.sum()), len(target)))
+            firsts.append([float(logprobs[0, t]) for t in first_token_ids])
+        return sums, firsts
 
     def _shares_cache(self, examples: Sequence[dict]) -> bool:
         return self.activations is not None and all("id" in e for e in examples)

@@ -16,6 +16,13 @@ from training.metrics import chrf, exact_match, token_f1
 from training.predict import generate, reply_logprobs
 
 Progress = Callable[[dict[str, Any]], None]
+ReplyLogprobs = Callable[
+    [Sequence[dict], Sequence[tuple[list[int], list[int]]], Sequence[int]],
+    tuple[list[tuple[float, int]], list[list[float]]],
+]
+"""(examples, their (prompt, reference) token pairs, first-token ids to read) -> what
+``predict.reply_logprobs`` returns for those pairs, computed another way (a search trial's
+split forward over the cycle's cached frozen layers)."""
 INPUT_SHOWN = 300  # characters of each input kept with its scores, for side-by-side evidence
 
 
@@ -28,9 +35,12 @@ def score(
     lengths: SequenceLengths,
     batch_size: int = 16,
     progress: Progress | None = None,
+    logprobs: ReplyLogprobs | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per example: id, prediction, the metrics of the task's kind, nll. Prompts are
-    cut as training cut them; text answers are generated up to the answer length."""
+    cut as training cut them; text answers are generated up to the answer length.
+    ``logprobs`` replaces ``predict.reply_logprobs`` for the reference's likelihood (and the
+    labels' first tokens)."""
     model.eval()
     pad = tokenizer.pad_token_id
     prompts = [
@@ -48,9 +58,11 @@ def score(
         stop = min(len(examples), start + batch_size)
         batch = range(start, stop)
         pairs = [(prompts[i], references[i]) for i in batch]
-        nll, firsts = reply_logprobs(
-            model, pairs, pad, batch_size, first_tokens if by_first_token else ()
-        )
+        firsts_asked = first_tokens if by_first_token else ()
+        if logprobs is None:
+            nll, firsts = reply_logprobs(model, pairs, pad, batch_size, firsts_asked)
+        else:
+            nll, firsts = logprobs([examples[i] for i in batch], pairs, firsts_asked)
         if by_first_token:
             predictions = [style.labels[max(range(len(f)), key=f.__getitem__)] for f in firsts]
             confidences = [max(f) for f in firsts]

@@ -135,13 +135,38 @@ class SplitForward:
     ) -> torch.Tensor:
         """Mean cross-entropy over the reply tokens of a right-padded batch; ``keys`` name
         the examples (the same key must always mean the same tokens)."""
+        logits, targets, _ = self._reply_logits(keys, input_ids, labels, attention)
+        return nn.functional.cross_entropy(logits.float(), targets)
+
+    def reply_log_probs(
+        self,
+        keys: Sequence[Hashable],
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """Per row, the log-probabilities over the vocabulary at each position that predicts
+        one of its reply tokens, in order: [reply tokens, vocabulary]."""
+        logits, _, predicting = self._reply_logits(keys, input_ids, labels, attention)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return list(logprobs.split(predicting.sum(dim=1).tolist()))
+
+    def _reply_logits(
+        self,
+        keys: Sequence[Hashable],
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits at the positions that predict a reply token, row by row, their target
+        tokens, the [batch, width - 1] mask of those positions)."""
         hidden = self._entry_states(keys, input_ids, attention)
         with self._only_upper_layers():
             out = self.decoder(inputs_embeds=hidden, attention_mask=attention, use_cache=False)
         targets = labels[:, 1:]  # position t predicts token t + 1
         predicting = targets != IGNORE_INDEX
         logits = self.lm_head(out.last_hidden_state[:, :-1][predicting])
-        return nn.functional.cross_entropy(logits.float(), targets[predicting])
+        return logits, targets[predicting], predicting
 
     def _entry_states(
         self, keys: Sequence[Hashable], input_ids: torch.Tensor, attention: torch.Tensor

@@ -10,6 +10,7 @@ from training.chat_format import PromptStyle, prompt_ids, target_ids, training_e
 from training.checkpoints import load_model, load_tokenizer
 from training.lora_recipe import LoRARecipe
 from training.predict import reply_logprobs
+from training.scoring import score
 from training.split_forward import ActivationCache, SplitForward
 
 STYLE = PromptStyle("Is this message about money?", "label", ("yes", "no"))
@@ -173,3 +174,53 @@ def test_a_trials_development_loss_is_the_plain_loss_and_reuses_the_cycles_lower
     monkeypatch.setattr(SplitForward, "_lower_pass", counting)
     assert recipe.reply_loss(examples, STYLE) == pytest.approx(plain, rel=1e-3)
     assert lower_rows == []
+
+
+def test_a_trial_scores_its_development_split_as_scoring_does_without_the_frozen_layers(
+    tiny_model_dir, monkeypatch
+):
+    """A trial's dev metric reads the labels' first tokens and the reference's likelihood
+    through the split forward: the same numbers and the same predictions as the plain pass,
+    and no lower pass for examples the cycle already ran through the frozen layers."""
+    examples = [{"id": f"dev-{i}", "input": x, "output": y} for i, (x, y) in enumerate(TEXTS)]
+    shared = ActivationCache(2**24)
+    recipe = LoRARecipe(
+        tiny_recipe(top_layers=1, dropout=0.0), tiny_model_dir, torch.device("cpu"), shared
+    )
+    recipe.setup()
+    lengths = recipe.settings.lengths
+    tokenizer = recipe.tokenizer
+    pairs = [
+        (
+            prompt_ids(tokenizer, STYLE, e["input"], lengths.prompt_budget),
+            target_ids(tokenizer, e["output"]),
+        )
+        for e in examples
+    ]
+    firsts = [target_ids(tokenizer, label)[0] for label in STYLE.labels]
+    plain_sums, plain_firsts = reply_logprobs(
+        recipe.model, pairs, tokenizer.pad_token_id, first_token_ids=firsts
+    )
+    recipe.reply_loss(examples, STYLE)  # the trial's dev-loss pass fills the cache
+
+    lower_rows: list[int] = []
+    original = SplitForward._lower_pass
+
+    def counting(self, input_ids, attention):
+        lower_rows.append(len(input_ids))
+        return original(self, input_ids, attention)
+
+    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    sums, split_firsts = recipe.reply_logprobs(examples, pairs, firsts)
+    assert lower_rows == []
+    for (total, count), (plain_total, plain_count) in zip(sums, plain_sums, strict=True):
+        assert count == plain_count and total == pytest.approx(plain_total, rel=1e-3)
+    for mine, theirs in zip(split_firsts, plain_firsts, strict=True):
+        assert mine == pytest.approx(theirs, rel=1e-3, abs=1e-3)
+
+    plain_rows = score(recipe.model, tokenizer, STYLE, examples, lengths=lengths)
+    split_rows = score(
+        recipe.model, tokenizer, STYLE, examples, lengths=lengths, logprobs=recipe.reply_logprobs
+    )
+    assert [r["prediction"] for r in split_rows] == [r["prediction"] for r in plain_rows]
+    assert [r["nll"] for r in split_rows] == pytest.approx([r["nll"] for r in plain_rows], rel=1e-3)
