@@ -83,7 +83,7 @@ def one_run(
     device = torch.device("cpu")
     started = time.perf_counter()
     if rate is None:
-        model = load_model(base, device)
+        model = load_model(base, device, inference=True)
         result: dict[str, Any] = {}
     else:
         from peft import PeftModel
@@ -98,7 +98,7 @@ def one_run(
             device=device,
             metadata={},
         )
-        model = PeftModel.from_pretrained(load_model(base, device), path)
+        model = PeftModel.from_pretrained(load_model(base, device, inference=True), path)
         result = {
             "steps": training.steps,
             "first_loss": round(training.first_loss, 3),

@@ -73,7 +73,7 @@ def main() -> None:
         tokenizer = load_tokenizer(base)
         rows = [{"id": e.id, "input": e.input, "output": e.output} for e in emails]
         answers = score(  # as the inference server answers with the base model
-            load_model(base, pick_device()),
+            load_model(base, pick_device(), inference=True),
             tokenizer,
             style_of(task),
             rows,

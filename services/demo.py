@@ -436,7 +436,7 @@ def load_champion(settings: Settings, base_path: Path, adapter_id: str | None) -
     from training.auto_recipe import stored_recipe
     from training.checkpoints import load_model, pick_device
 
-    model = load_model(base_path, pick_device())
+    model = load_model(base_path, pick_device(), inference=True)
     if adapter_id is None:
         return Champion(model, None)
     from peft import PeftModel

@@ -310,7 +310,7 @@ def score_both(
 
     tokenizer = load_tokenizer(base_path)
     model = PeftModel.from_pretrained(
-        load_model(base_path, device), candidate, adapter_name="candidate"
+        load_model(base_path, device, inference=True), candidate, adapter_name="candidate"
     )
     if champion is not None:
         model.load_adapter(champion, adapter_name="champion")

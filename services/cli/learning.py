@@ -567,7 +567,7 @@ def _load_for_eval(settings: Any, adapter_id: str | None) -> tuple[Any, Any, Any
     from training.checkpoints import load_model, load_tokenizer, pick_device, resolve_base_model
 
     base = resolve_base_model(settings.base_model, settings.models_dir)
-    model = load_model(base, pick_device())
+    model = load_model(base, pick_device(), inference=True)
     recipe = None
     if adapter_id is not None:
         from peft import PeftModel

@@ -96,7 +96,7 @@ class ModelHost:
         if self._threads:
             torch.set_num_threads(self._threads)
         self.tokenizer = load_tokenizer(self.base_model)
-        self.model = load_model(self.base_model, pick_device())
+        self.model = load_model(self.base_model, pick_device(), inference=True)
         self.model.eval()
 
     def close(self) -> None:
