@@ -28,7 +28,7 @@ from training.chat_format import (
     prompt_ids,
     target_ids,
 )
-from training.checkpoints import load_model, load_tokenizer, pick_device
+from training.checkpoints import inference_dtype, load_model, load_tokenizer, pick_device
 from training.scoring import aggregate, score
 
 from .task import Example, ZooTask
@@ -123,6 +123,9 @@ def run_baseline(
         loaded = time.monotonic()
         model, steps, final_loss = train(model, tokenizer, style, examples, settings)
         trained = time.monotonic()
+        # Scored with the weights' dtype Flywheel scores with (bf16 where it is native), so
+        # the two differ in how they train, not in how fast they are scored.
+        model = model.to(inference_dtype(model.device))
         longest_answer = max(len(target_ids(tokenizer, e["output"])) for e in examples)
         rows = score_uncut(model, tokenizer, style, task.held_out, max_new_tokens=longest_answer)
         finished = time.monotonic()
