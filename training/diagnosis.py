@@ -84,7 +84,10 @@ def _loss_at_chance_or_stalled(evidence: Evidence) -> str | None:
             "labels apart: check that the labels follow from the inputs and the instruction, add "
             f"examples, or set a higher training.learning_rate{higher}."
         )
-    if first and last >= STALL_SHARE * first:
+    # A stall matters only when nothing was gained: a warm start begins at the champion's
+    # low loss and may end there while the gate measures a gain (the zoo's email-headers,
+    # second cycle: 0.273 -> 0.296, promoted +0.035, CI [+0.015, +0.053]).
+    if first and last >= STALL_SHARE * first and not _measurably_gained(evidence):
         return (
             f"Training loss barely moved ({first:.3f} → {last:.3f} over "
             f"{training.get('steps', '?')} steps): set a higher training.learning_rate{higher} "

@@ -83,16 +83,16 @@ def test_a_candidate_that_gained_is_not_told_it_answers_like_the_champion():
     assert any("answers like the base model on 112 of 120" in r for r in diagnose(undecided))
 
 
-def test_a_stalled_text_task_loss_is_named():
-    seen = evidence(
-        training={
-            **evidence()["training"],
-            "chance_loss": None,
-            "first_loss": 2.0,
-            "last_loss": 1.95,
-        }
-    )
+def test_a_stalled_text_task_loss_is_named_unless_the_gate_measured_a_gain():
+    stalled = {**evidence()["training"], "chance_loss": None, "first_loss": 2.0, "last_loss": 1.95}
+    undecided = {**evidence()["eval"], "delta_low": -0.02}
+    seen = evidence(training=stalled, eval=undecided)
     assert any("barely moved (2.000 → 1.950 over 120 steps)" in r for r in diagnose(seen))
+    # A warm start begins at the champion's low loss: a flat curve with a measured gain is
+    # not a stall to fix.
+    warm = {**stalled, "first_loss": 0.273, "last_loss": 0.296, "warm_start_from": "a1"}
+    promoted = evidence(training=warm)
+    assert not any("barely moved" in r for r in diagnose(promoted))
 
 
 def test_cut_inputs_and_answers_are_counted():
