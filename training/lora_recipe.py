@@ -278,7 +278,7 @@ class LoRARecipe:
         pad = self.tokenizer.pad_token_id
         split = self._split_forward(True, 0) if self._shares_cache(examples) else None
         if split is None or any(len(target) > s.max_answer_tokens for _, target in pairs):
-            return reply_logprobs(self.model, pairs, pad, len(pairs) or 1, first_token_ids)
+            return reply_logprobs(self.model, pairs, pad, len(pairs), first_token_ids)
         self.model.eval()
         input_ids, labels, attention = self._collate(
             [(prompt + target, [IGNORE_INDEX] * len(prompt) + target) for prompt, target in pairs]

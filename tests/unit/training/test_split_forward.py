@@ -86,6 +86,19 @@ def test_models_outside_the_llama_family_take_the_plain_path(tiny_model_dir):
     assert not SplitForward.applies_to(model)
 
 
+def count_lower_passes(monkeypatch) -> list[int]:
+    """From now on, the number of rows of every lower pass the split forward runs."""
+    lower_rows: list[int] = []
+    original = SplitForward._lower_pass
+
+    def counting(self, input_ids, attention):
+        lower_rows.append(len(input_ids))
+        return original(self, input_ids, attention)
+
+    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    return lower_rows
+
+
 def _train(tiny_model_dir, examples, activations=None) -> tuple[list[torch.Tensor], float]:
     recipe = LoRARecipe(
         tiny_recipe(top_layers=1, dropout=0.0, max_steps=4, batch_size=3, class_balance="none"),
@@ -109,18 +122,11 @@ def test_runs_of_one_cycle_share_the_lower_pass_and_train_the_same(tiny_model_di
     _train(tiny_model_dir, examples[:4], shared)  # a trial on the fit split
     assert set(shared.entries) == {f"ex-{i}" for i in range(4)}
 
-    lower_rows: list[int] = []
-    original = SplitForward._lower_pass
-
-    def counting(self, input_ids, attention):
-        lower_rows.append(len(input_ids))
-        return original(self, input_ids, attention)
-
-    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    lower_rows = count_lower_passes(monkeypatch)
     reordered = examples[::-1]
     weights, loss = _train(tiny_model_dir, reordered, shared)
     assert sum(lower_rows) == 2  # only ex-4 and ex-5 were new
-    monkeypatch.setattr(SplitForward, "_lower_pass", original)
+    monkeypatch.undo()
     alone_weights, alone_loss = _train(tiny_model_dir, reordered)
     assert loss == pytest.approx(alone_loss, abs=1e-5)
     for mine, theirs in zip(weights, alone_weights, strict=True):
@@ -164,14 +170,7 @@ def test_a_trials_development_loss_is_the_plain_loss_and_reuses_the_cycles_lower
     assert recipe.reply_loss(examples, STYLE, batch_size=4) == pytest.approx(plain, rel=1e-3)
     assert set(shared.entries) == {e["id"] for e in examples}
 
-    lower_rows: list[int] = []
-    original = SplitForward._lower_pass
-
-    def counting(self, input_ids, attention):
-        lower_rows.append(len(input_ids))
-        return original(self, input_ids, attention)
-
-    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    lower_rows = count_lower_passes(monkeypatch)
     assert recipe.reply_loss(examples, STYLE) == pytest.approx(plain, rel=1e-3)
     assert lower_rows == []
 
@@ -203,14 +202,7 @@ def test_a_trial_scores_its_development_split_as_scoring_does_without_the_frozen
     )
     recipe.reply_loss(examples, STYLE)  # the trial's dev-loss pass fills the cache
 
-    lower_rows: list[int] = []
-    original = SplitForward._lower_pass
-
-    def counting(self, input_ids, attention):
-        lower_rows.append(len(input_ids))
-        return original(self, input_ids, attention)
-
-    monkeypatch.setattr(SplitForward, "_lower_pass", counting)
+    lower_rows = count_lower_passes(monkeypatch)
     sums, split_firsts = recipe.reply_logprobs(examples, pairs, firsts)
     assert lower_rows == []
     for (total, count), (plain_total, plain_count) in zip(sums, plain_sums, strict=True):
