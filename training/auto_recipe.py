@@ -77,7 +77,8 @@ class ResolvedRecipe:
     rank: int
     alpha: int
     dropout: float
-    top_layers: int
+    top_layers: int | str
+    """A number of top layers, or "all"."""
     target_modules: tuple[str, ...]
     max_seq_len: int
     max_answer_tokens: int

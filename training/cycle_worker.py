@@ -13,7 +13,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +35,7 @@ from training.checkpoints import load_model, load_tokenizer, pick_device, resolv
 from training.lora_recipe import (
     ACTIVATION_CACHE_MB,
     LoRARecipe,
+    adapter_dir,
     run_training,
     select_training_examples,
     verify_adapter,
@@ -103,6 +106,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     # The trials and the candidate share the frozen layers' outputs: one lower pass per
     # example for the whole cycle.
     activations = ActivationCache(ACTIVATION_CACHE_MB * 2**20)
+    adapters_dir = Path(job["adapters_dir"])
+    # The trials' adapters wait here until the winner is chosen; an unregistered directory,
+    # so a worker killed mid-search leaves only what adapter GC collects.
+    trials_dir = Path(tempfile.mkdtemp(prefix=".trials-", dir=_made(adapters_dir)))
     settings, search_evidence = tune(
         resolution.recipe,
         SearchPlan.from_dict(job.get("search")),
@@ -116,6 +123,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             style=style,
             metric=task.metric,
             activations=activations,
+            trials_dir=trials_dir,
         ),
     )
     evidence = {
@@ -128,27 +136,44 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "search": search_evidence,
     }
     emit({"phase": "recipe", **{k: v for k, v in evidence.items() if k != "search"}})
-    adapter_id, adapter_path, report = run_training(
-        settings,
-        base_model=base_path,
-        examples=examples,
-        style=style,
-        adapters_dir=Path(job["adapters_dir"]),
-        parent_adapter=start_from,
-        device=device,
-        metadata={
-            "task": task.name,
-            "base_model": str(job["base_model"] or base_path.name),
-            "snapshot_id": job["snapshot_id"],
-            "parent_adapter": job["champion_adapter_id"],
-            "new_examples": len(data.new),
-            "replayed_examples": len(examples) - len(data.new),
-            "data": {k: v for k, v in evidence.items() if k not in ("recipe", "search")},
-            "search": {k: v for k, v in search_evidence.items() if k != "trials"},
-        },
-        progress=emit,
-        activations=activations,
-    )
+    metadata = {
+        "task": task.name,
+        "base_model": str(job["base_model"] or base_path.name),
+        "snapshot_id": job["snapshot_id"],
+        "parent_adapter": job["champion_adapter_id"],
+        "new_examples": len(data.new),
+        "replayed_examples": len(examples) - len(data.new),
+        "data": {k: v for k, v in evidence.items() if k not in ("recipe", "search")},
+        "search": {k: v for k, v in search_evidence.items() if k != "trials"},
+    }
+    try:
+        if search_evidence.get("winner_trial") is not None:
+            adapter_id, adapter_path, trained = adopt_trial(
+                search_evidence, trials_dir, adapters_dir, settings, metadata
+            )
+        else:
+            adapter_id, adapter_path, report = run_training(
+                settings,
+                base_model=base_path,
+                examples=examples,
+                style=style,
+                adapters_dir=adapters_dir,
+                parent_adapter=start_from,
+                device=device,
+                metadata=metadata,
+                progress=emit,
+                activations=activations,
+            )
+            trained = {
+                "steps": report.steps,
+                "examples": report.examples,
+                "first_loss": report.first_loss,
+                "last_loss": report.last_loss,
+                "seconds": report.seconds,
+                "loss_curve": report.loss_curve(),
+            }
+    finally:
+        shutil.rmtree(trials_dir, ignore_errors=True)
     scores = score_both(
         base_path,
         device,
@@ -173,11 +198,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "scores": scores,
         "metrics": metrics,
         "training": {
-            "steps": report.steps,
-            "first_loss": report.first_loss,
-            "last_loss": report.last_loss,
-            "seconds": report.seconds,
-            "loss_curve": report.loss_curve(),
+            **{k: v for k, v in trained.items() if k != "examples"},
+            "trained_examples": trained["examples"],
             **evidence,
         },
     }
@@ -230,6 +252,47 @@ def tune(
     return apply_tuned(settings, evidence["winner"]), evidence
 
 
+def adopt_trial(
+    search_evidence: dict[str, Any],
+    trials_dir: Path,
+    adapters_dir: Path,
+    settings: ResolvedRecipe,
+    metadata: dict[str, Any],
+) -> tuple[str, Path, dict[str, Any]]:
+    """The search's winning trial becomes the cycle's candidate: its adapter moves into the
+    adapter store with the cycle's metadata. Returns (adapter id, path, what training did)."""
+    trial = search_evidence["trials"][search_evidence["winner_trial"]]
+    adapter_id = trial["adapter_id"]
+    trained = {
+        "steps": trial["steps"],
+        "examples": search_evidence["fit_examples"],
+        "first_loss": trial["first_loss"],
+        "last_loss": trial["last_loss"],
+        "seconds": trial["seconds"],
+    }
+    source, target = trials_dir / adapter_id, adapter_dir(adapters_dir, adapter_id)
+    (source / "metadata.json").write_text(
+        json.dumps(
+            {
+                "adapter_id": adapter_id,
+                "recipe": settings.as_dict(),
+                **metadata,
+                "training": trained,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    if not target.exists():  # ids are content: an existing one is this very adapter
+        source.rename(target)
+    return adapter_id, target, {**trained, "loss_curve": trial["loss_curve"]}
+
+
+def _made(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 def train_trial(
     settings: ResolvedRecipe,
     fit: Sequence[dict],
@@ -241,9 +304,11 @@ def train_trial(
     style: PromptStyle,
     metric: str,
     activations: ActivationCache | None = None,
+    trials_dir: Path,
 ) -> Trial:
     """One search trial: train ``settings`` on ``fit`` (from the champion when there is one,
-    as the cycle itself will), score the adapter on ``dev``, keep nothing on disk."""
+    as the cycle itself would), score the adapter on ``dev``, and keep it in ``trials_dir``
+    (the winner becomes the cycle's candidate)."""
     recipe = LoRARecipe(settings, base_path, device, activations)
     recipe.setup(parent)
     checkpoints = dev_checkpoints(settings.steps)
@@ -270,6 +335,7 @@ def train_trial(
             logprobs=recipe.reply_logprobs,
         )
     )
+    adapter_id, _ = recipe.save_adapter(trials_dir, {"search_trial": True})
     recipe.cleanup()
     return Trial(
         learning_rate=settings.learning_rate,
@@ -281,6 +347,7 @@ def train_trial(
         seconds=round(report.seconds, 2),
         loss_curve=report.loss_curve(),
         dev_curve=dev_curve,
+        adapter_id=adapter_id,
     )
 
 

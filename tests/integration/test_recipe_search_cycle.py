@@ -58,6 +58,13 @@ def test_first_cycle_searches_is_explained_and_the_next_reuses_the_winner(plane,
         assert trial["dev_curve"][-1][1] == pytest.approx(trial["dev_nll"], rel=0.2)
     assert evidence["training"]["recipe"]["learning_rate"] == search["winner"]["learning_rate"]
     assert evidence["training"]["loss_curve"][-1][0] == evidence["training"]["steps"]
+    # the winning trial is the candidate the gate scored; the others left nothing behind
+    winner = search["trials"][search["winner_trial"]]
+    assert cycle["adapter_id"] == winner["adapter_id"]
+    assert all(t["steps"] == evidence["training"]["steps"] for t in search["trials"])
+    stored = {p.name for p in (plane.home / "adapters").iterdir()}
+    assert cycle["adapter_id"] in stored and not any(n.startswith(".trials-") for n in stored)
+    assert not {t["adapter_id"] for t in search["trials"]} - {cycle["adapter_id"]} & stored
     assert evidence["diagnosis"], "a rejected cycle says why"
     assert "why it failed:" in first.stdout
 

@@ -3,15 +3,19 @@ training or the choice of the winner), its trigger rule, its budget and its choi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 
 import pytest
 
 from schemas.tasks import TrainingRecipe
 from tests.model_fixtures import tiny_recipe
 from training.auto_recipe import ResolvedRecipe
-from training.cycle_worker import cycle_data, tune
+from training.cycle_worker import adopt_trial, cycle_data, tune
 from training.recipe_search import (
+    AUTOMATIC,
+    BUDGET,
     LEARNING_RATE_FACTORS,
     MAX_DEV_EXAMPLES,
     PastCycle,
@@ -62,7 +66,7 @@ def test_no_eval_example_reaches_a_trials_training_or_the_choice_of_the_winner()
     data = cycle_data(rows, TrainingRecipe(replay_budget=1000))
     eval_ids = {r["id"] for r in rows if r["split"] == "eval"}
     train_ids = {r["id"] for r in rows if r["split"] == "train"}
-    trials = RecordingTrials([0.5, 0.7, 0.6])
+    trials = RecordingTrials([0.5, 0.7])
 
     settings, evidence = tune(
         tiny_recipe(),
@@ -79,7 +83,7 @@ def test_no_eval_example_reaches_a_trials_training_or_the_choice_of_the_winner()
         assert not fit & dev  # a trial is never scored on what it trained on
         assert fit | dev == {e["id"] for e in data.examples}
     assert evidence["dev_examples"] == len(trials.dev_ids[0]) > 0
-    assert [t["dev_metric"] for t in evidence["trials"]] == [0.5, 0.7, 0.6]
+    assert [t["dev_metric"] for t in evidence["trials"]] == [0.5, 0.7]
     assert settings.learning_rate == evidence["trials"][1]["learning_rate"]  # the best on dev
 
 
@@ -100,13 +104,15 @@ def test_too_few_training_examples_skip_the_search_and_say_so():
     assert "too few" in evidence["skipped"]
 
 
-def test_trials_stay_within_the_stated_budget():
+def test_each_trial_is_the_cycles_own_run_at_another_rate():
     recipe = tiny_recipe(max_steps=90)
     candidates = trial_recipes(recipe)
-    assert sum(c.steps for c in candidates) <= recipe.steps  # trials <= one normal cycle
+    # the budget: as many training runs as trials, each no longer than the cycle's own
+    assert len(candidates) == len(LEARNING_RATE_FACTORS) and str(len(candidates)) in BUDGET
+    for candidate in candidates:  # what is compared is what the gate would get
+        assert replace(candidate, learning_rate=recipe.learning_rate) == recipe
     rates = sorted(c.learning_rate for c in candidates)
-    assert rates[0] < recipe.learning_rate < rates[-1]
-    assert recipe.learning_rate in rates
+    assert len(set(rates)) == len(rates) and recipe.learning_rate in rates
 
 
 def cycle(n: int, verdict: str, *, searched: bool = False) -> PastCycle:
@@ -158,13 +164,47 @@ def test_a_stored_cycle_is_read_back_as_history():
 @pytest.mark.parametrize(
     ("metric", "scores", "nlls", "best"),
     [
-        ("exact_match", [0.5, 0.6, 0.7], [1, 1, 1], 2),
-        ("exact_match", [0.6, 0.6, 0.6], [0.9, 0.7, 0.8], 1),  # tie: lower dev loss
-        ("exact_match", [0.6, 0.6, 0.6], [0.7, 0.7, 0.7], 1),  # full tie: the automatic rate
-        ("nll", [0.9, 0.4, 0.6], [0.9, 0.4, 0.6], 1),  # lower is better
+        ("exact_match", [0.5, 0.7], [1, 1], 1),
+        ("exact_match", [0.6, 0.6], [0.7, 0.9], 0),  # tie: lower dev loss
+        ("exact_match", [0.6, 0.6], [0.8, 0.7], 1),
+        ("exact_match", [0.6, 0.6], [0.7, 0.7], AUTOMATIC),  # full tie: the automatic rate
+        ("nll", [0.9, 0.4], [0.9, 0.4], 1),  # lower is better
     ],
 )
 def test_the_winner_is_the_best_on_dev(metric, scores, nlls, best):
     pairs = enumerate(zip(scores, nlls, strict=True))
     trials = [Trial(0.1 * k, 3, s, n, 1.0, 1.0, 0.1) for k, (s, n) in pairs]
     assert choose(trials, metric) == best
+
+
+def test_the_winning_trial_is_the_candidate_with_the_cycles_metadata(tmp_path):
+    adapters_dir = tmp_path / "adapters"
+    trials_dir = adapters_dir / ".trials-x"  # as the worker makes it
+    for name in ("aaa", "bbb"):
+        (trials_dir / name).mkdir(parents=True)
+        (trials_dir / name / "adapter_model.safetensors").write_text(name)
+    trials = [
+        asdict(Trial(1e-3, 30, 0.4, 1.0, 2.0, 0.9, 5.0, [[30, 0.9]], adapter_id="aaa")),
+        asdict(Trial(3e-3, 30, 0.8, 0.8, 2.0, 0.5, 6.0, [[30, 0.5]], adapter_id="bbb")),
+    ]
+    evidence = {"trials": trials, "winner_trial": 1, "fit_examples": 85}
+    settings = replace(tiny_recipe(), learning_rate=3e-3)
+
+    adapter_id, path, trained = adopt_trial(
+        evidence, trials_dir, adapters_dir, settings, {"task": "memos", "snapshot_id": "s1"}
+    )
+
+    assert adapter_id == "bbb" and path == adapters_dir / "bbb"
+    assert (path / "adapter_model.safetensors").read_text() == "bbb"
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["task"] == "memos" and metadata["snapshot_id"] == "s1"
+    assert metadata["recipe"]["learning_rate"] == 3e-3  # the recipe it was trained with
+    assert metadata["training"] == {
+        "steps": 30,
+        "examples": 85,  # the fit split: dev examples did not train it
+        "first_loss": 2.0,
+        "last_loss": 0.5,
+        "seconds": 6.0,
+    }
+    assert trained["loss_curve"] == [[30, 0.5]]
+    assert not (adapters_dir / "aaa").exists()  # a losing trial never reaches the store
