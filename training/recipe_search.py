@@ -196,18 +196,18 @@ TrialRunner = Callable[[ResolvedRecipe, Sequence[dict], Sequence[dict]], Trial]
 examples."""
 
 
-def choose(trials: Sequence[Trial], metric: str) -> int:
-    """Index of the best trial on dev: the task's metric first, the dev loss on ties (small
-    dev splits often tie on accuracy), then the trial nearest the automatic rate."""
+def choose(trials: Sequence[Trial], metric: str, dev_examples: int) -> int:
+    """Index of the best trial on dev. The task's metric decides, but a difference of one
+    development example's worth (1 / ``dev_examples``) or less is a tie: a single example of
+    a small split cannot tell two rates apart. Ties go to the lower dev loss (teacher-forced
+    over every reply token, a steadier signal), then to the trial nearest the automatic
+    rate. Measured: on noun-supersense the 3e-3 trial beat 1e-3 by one dev example of 49,
+    while 1e-3 had the lower dev loss and scored 0.955 held out against 0.930."""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    return max(
-        range(len(trials)),
-        key=lambda i: (
-            round(sign * trials[i].dev_metric, 6),
-            -trials[i].dev_nll,
-            -abs(i - AUTOMATIC),
-        ),
-    )
+    best = max(sign * trial.dev_metric for trial in trials)
+    tolerance = 1.0 / max(1, dev_examples) + 1e-9  # float sums of per-example scores
+    tied = [i for i, trial in enumerate(trials) if sign * trial.dev_metric >= best - tolerance]
+    return min(tied, key=lambda i: (trials[i].dev_nll, abs(i - AUTOMATIC)))
 
 
 def search(
@@ -234,7 +234,7 @@ def search(
         )
         return evidence
     trials = [run_trial(candidate, fit, dev) for candidate in trial_recipes(recipe)]
-    best = choose(trials, metric)
+    best = choose(trials, metric, len(dev))
     evidence["trials"] = [asdict(trial) for trial in trials]
     evidence["winner"] = {"learning_rate": trials[best].learning_rate}
     evidence["winner_trial"] = best

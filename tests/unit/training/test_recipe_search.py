@@ -168,13 +168,18 @@ def test_a_stored_cycle_is_read_back_as_history():
         ("exact_match", [0.6, 0.6], [0.7, 0.9], 0),  # tie: lower dev loss
         ("exact_match", [0.6, 0.6], [0.8, 0.7], 1),
         ("exact_match", [0.6, 0.6], [0.7, 0.7], AUTOMATIC),  # full tie: the automatic rate
+        ("exact_match", [0.80, 0.82], [0.29, 0.31], 0),  # one example of 50 apart: a tie
+        ("exact_match", [0.80, 0.84], [0.29, 0.31], 1),  # two examples apart: the metric
+        ("token_f1", [0.500, 0.515], [2.0, 2.1], 0),
         ("nll", [0.9, 0.4], [0.9, 0.4], 1),  # lower is better
     ],
 )
-def test_the_winner_is_the_best_on_dev(metric, scores, nlls, best):
+def test_the_winner_is_the_best_on_dev_where_more_than_one_example_tells_them_apart(
+    metric, scores, nlls, best
+):
     pairs = enumerate(zip(scores, nlls, strict=True))
     trials = [Trial(0.1 * k, 3, s, n, 1.0, 1.0, 0.1) for k, (s, n) in pairs]
-    assert choose(trials, metric) == best
+    assert choose(trials, metric, dev_examples=50) == best
 
 
 def test_the_winning_trial_is_the_candidate_with_the_cycles_metadata(tmp_path):
