@@ -39,6 +39,7 @@ from training.lora_recipe import (
     run_training,
     select_training_examples,
     verify_adapter,
+    write_metadata,
 )
 from training.recipe_search import (
     SearchPlan,
@@ -103,8 +104,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         recipe, measure(tokenizer, style, examples, seed=recipe.seed), kind=task.kind
     )
     start_from, cold_start = warm_start(parent, resolution.recipe)
-    # The trials and the candidate share the frozen layers' outputs: one lower pass per
-    # example for the whole cycle.
+    # With frozen lower layers (top_layers: N), the trials and the candidate share their
+    # outputs: one lower pass per example for the whole cycle.
     activations = ActivationCache(ACTIVATION_CACHE_MB * 2**20)
     adapters_dir = Path(job["adapters_dir"])
     # The trials' adapters wait here until the winner is chosen; an unregistered directory,
@@ -271,18 +272,7 @@ def adopt_trial(
         "seconds": trial["seconds"],
     }
     source, target = trials_dir / adapter_id, adapter_dir(adapters_dir, adapter_id)
-    (source / "metadata.json").write_text(
-        json.dumps(
-            {
-                "adapter_id": adapter_id,
-                "recipe": settings.as_dict(),
-                **metadata,
-                "training": trained,
-            },
-            indent=2,
-            default=str,
-        )
-    )
+    write_metadata(source, adapter_id, settings, {**metadata, "training": trained})
     if not target.exists():  # ids are content: an existing one is this very adapter
         source.rename(target)
     return adapter_id, target, {**trained, "loss_curve": trial["loss_curve"]}

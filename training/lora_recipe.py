@@ -342,13 +342,7 @@ class LoRARecipe:
         try:
             self.model.save_pretrained(scratch)
             adapter_id = adapter_content_hash(scratch)
-            (scratch / "metadata.json").write_text(
-                json.dumps(
-                    {"adapter_id": adapter_id, "recipe": self.settings.as_dict(), **metadata},
-                    indent=2,
-                    default=str,
-                )
-            )
+            write_metadata(scratch, adapter_id, self.settings, metadata)
             target = adapters_dir / adapter_id
             if target.exists():  # the same content was trained before: ids are content
                 shutil.rmtree(scratch)
@@ -361,6 +355,20 @@ class LoRARecipe:
 
     def cleanup(self) -> None:
         self.model = None
+
+
+def write_metadata(
+    directory: Path, adapter_id: str, settings: ResolvedRecipe, metadata: dict[str, Any]
+) -> None:
+    """An adapter's metadata.json: its id, the recipe it was trained with, and the caller's
+    lineage and training figures (not part of the content hash, so it can be completed)."""
+    (directory / "metadata.json").write_text(
+        json.dumps(
+            {"adapter_id": adapter_id, "recipe": settings.as_dict(), **metadata},
+            indent=2,
+            default=str,
+        )
+    )
 
 
 def warmup_cosine(
