@@ -110,7 +110,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     adapters_dir = Path(job["adapters_dir"])
     # The trials' adapters wait here until the winner is chosen; an unregistered directory,
     # so a worker killed mid-search leaves only what adapter GC collects.
-    trials_dir = Path(tempfile.mkdtemp(prefix=".trials-", dir=_made(adapters_dir)))
+    adapters_dir.mkdir(parents=True, exist_ok=True)
+    trials_dir = Path(tempfile.mkdtemp(prefix=".trials-", dir=adapters_dir))
     settings, search_evidence = tune(
         resolution.recipe,
         SearchPlan.from_dict(job.get("search")),
@@ -276,11 +277,6 @@ def adopt_trial(
     if not target.exists():  # ids are content: an existing one is this very adapter
         source.rename(target)
     return adapter_id, target, {**trained, "loss_curve": trial["loss_curve"]}
-
-
-def _made(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 def train_trial(
