@@ -15,9 +15,10 @@ handed to the gate. Shorter trials were cheaper but chose the wrong rate: a thir
 steps favours a higher rate than the full run wants (measured: README, 'Learning-rate
 search'), and training the winner again cost a third run.
 
-Compute budget: ``len(LEARNING_RATE_FACTORS)`` trials of the cycle's own steps, so a
-searching cycle trains that many times the steps of a normal one and no more; each trial is
-scored once on the development split (at most ``MAX_DEV_EXAMPLES`` examples).
+Compute budget: at most ``len(LEARNING_RATE_FACTORS)`` trials of the cycle's own steps, so
+a searching cycle trains that many times the steps of a normal one and no more (fewer when a
+trial is already perfect on the development split); each trial is scored once on the
+development split (at most ``MAX_DEV_EXAMPLES`` examples).
 
 Everything here is pure except the trial itself, which the caller passes in
 (``training/cycle_worker.py`` trains and scores a real adapter).
@@ -26,6 +27,7 @@ Everything here is pure except the trial itself, which the caller passes in
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -50,12 +52,17 @@ MIN_DEV_EXAMPLES = 8
 DEV_POINTS = 4
 """Times a trial measures its development loss while it trains (evenly spaced, the last at
 its final step): the development curve beside the training loss."""
+BEST_POSSIBLE = {"exact_match": 1.0, "token_f1": 1.0, "chrf": 1.0}
+"""A trial that scores this on the development split ends the search: the trials left can
+at best tie it, and a tie is decided by development loss, not worth a whole training run.
+An easy task's first cycle (spam emails, say) then costs one run instead of two."""
 REJECTIONS_BEFORE_SEARCH = 2
 """Gate rejections in a row (counted from the last search on) that start a new search."""
 BUDGET = (
-    f"{len(LEARNING_RATE_FACTORS)} trials, each the cycle's own training run on the training "
-    f"split less the development split (so a searching cycle trains {len(LEARNING_RATE_FACTORS)} "
-    "times a normal cycle's steps); the best trial is the candidate, scored once on a "
+    f"at most {len(LEARNING_RATE_FACTORS)} trials, each the cycle's own training run on the "
+    "training split less the development split (so a searching cycle trains up to "
+    f"{len(LEARNING_RATE_FACTORS)} times a normal cycle's steps; a trial perfect on the "
+    "development split ends the search); the best trial is the candidate, scored once on a "
     f"development split of at most {MAX_DEV_EXAMPLES} training examples"
 )
 
@@ -233,7 +240,18 @@ def search(
             f"of {MIN_DEV_EXAMPLES}; trained with the automatic learning rate"
         )
         return evidence
-    trials = [run_trial(candidate, fit, dev) for candidate in trial_recipes(recipe)]
+    trials: list[Trial] = []
+    candidates = trial_recipes(recipe)
+    for candidate in candidates:
+        trials.append(run_trial(candidate, fit, dev))
+        perfect = trials[-1].dev_metric >= BEST_POSSIBLE.get(metric, math.inf) - 1e-9
+        if perfect and len(trials) < len(candidates):
+            evidence["stopped_early"] = (
+                f"the trial at {candidate.learning_rate:g} answered all {len(dev)} "
+                f"development examples right ({metric} {trials[-1].dev_metric:.3f}): no "
+                "other rate could score higher, so the remaining trials were not trained"
+            )
+            break
     best = choose(trials, metric, len(dev))
     evidence["trials"] = [asdict(trial) for trial in trials]
     evidence["winner"] = {"learning_rate": trials[best].learning_rate}

@@ -327,6 +327,8 @@ def _print_search(search: dict[str, Any]) -> None:
     if not search:
         return
     console.print(f"learning-rate search: {search.get('skipped') or search.get('reason', '')}")
+    if search.get("stopped_early"):
+        console.print(f"stopped early: {search['stopped_early']}")
     if not search.get("trials"):
         return
     table = Table(

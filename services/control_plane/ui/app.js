@@ -263,7 +263,7 @@ function learningCurve(training) {
 
 function searchLine(search) {
   if (!search || !Object.keys(search).length) return "";
-  const text = search.skipped || search.reason || "";
+  const text = [search.skipped || search.reason || "", search.stopped_early || ""].filter(Boolean).join("; ");
   const budget = search.budget ? ` <span class="muted">Budget: ${esc(search.budget)}.</span>` : "";
   return `<p id="cycle-search">Learning-rate search: ${esc(text)}.${budget}</p>`;
 }

@@ -115,6 +115,26 @@ def test_each_trial_is_the_cycles_own_run_at_another_rate():
     assert len(set(rates)) == len(rates) and recipe.learning_rate in rates
 
 
+@pytest.mark.parametrize(
+    ("metric", "scores", "trained"),
+    [
+        ("exact_match", [1.0, 1.0], 1),  # every dev example right: nothing left to beat
+        ("exact_match", [0.98, 1.0], 2),  # one wrong: the other rate may still win
+        ("token_f1", [1.0, 1.0], 1),
+        ("nll", [0.0, 0.0], 2),  # a loss has no best possible value
+    ],
+)
+def test_a_trial_perfect_on_dev_ends_the_search(metric, scores, trained):
+    trials = RecordingTrials(scores)
+    examples = [{"id": f"e{i}"} for i in range(200)]
+    evidence = search(examples, tiny_recipe(), metric=metric, run_trial=trials)
+    assert len(trials.fit_ids) == len(evidence["trials"]) == trained
+    assert evidence["winner_trial"] == AUTOMATIC
+    assert ("stopped_early" in evidence) == (trained < len(LEARNING_RATE_FACTORS))
+    if trained == 1:
+        assert "all 30 development examples right" in evidence["stopped_early"]
+
+
 def cycle(n: int, verdict: str, *, searched: bool = False) -> PastCycle:
     tuned = {"learning_rate": 3e-3} if searched else None
     return PastCycle(f"cyc-{n}", verdict, searched, tuned)
