@@ -97,19 +97,34 @@ def _loss_at_chance_or_stalled(evidence: Evidence) -> str | None:
 
 
 def _same_answers(evidence: Evidence) -> str | None:
-    """Only for a candidate that did not measurably gain: a champion already right on most
-    of the eval set leaves a better candidate few answers to change (the zoo's spam task,
-    second cycle: 0.942 → 0.992, the same answer on 112 of 120, promoted)."""
+    """Only for a candidate that did not measurably gain, and counted where the model it
+    would replace was wrong: where both are right the same answer is no symptom, so a strong
+    champion leaves a better candidate few answers to change (the zoo's noun-supersense,
+    second cycle: champion 0.918, candidate 0.955, the same answer on 103 of 110, CI
+    [+0.000, +0.082]; it had fixed most of the champion's 9 mistakes). Evidence stored before
+    the gate counted the wrong ones is judged on every example."""
     result = evidence.get("eval", {})
     n, same = result.get("n", 0), result.get("same_answers")
-    if not n or same is None or same < SAME_ANSWER_SHARE * n:
+    if not n or same is None or _measurably_gained(evidence):
         return None
-    if _measurably_gained(evidence):
-        return None
+    wrong = result.get("champion_wrong")
+    replaced = _replaced(evidence)
+    if wrong is None:
+        if same < SAME_ANSWER_SHARE * n:
+            return None
+        where = f"on {same} of {n} eval examples"
+    else:
+        repeated = result.get("same_where_champion_wrong", 0)
+        if not wrong or repeated < SAME_ANSWER_SHARE * wrong:
+            return None
+        where = (
+            f"on {repeated} of the {wrong} eval examples {replaced} got wrong "
+            f"({same} of {n} in all)"
+        )
     return (
-        f"The candidate answers like {_replaced(evidence)} on {same} of {n} eval examples: "
-        "training changed almost nothing the gate can see. More (or more varied) examples, "
-        "or a higher training.learning_rate, move it further."
+        f"The candidate answers like {replaced} {where}: training changed almost nothing "
+        "the gate can see. More (or more varied) examples, or a higher "
+        "training.learning_rate, move it further."
     )
 
 

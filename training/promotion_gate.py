@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from schemas.tasks import GatePolicy
-from training.metrics import HIGHER_IS_BETTER
+from training.metrics import HIGHER_IS_BETTER, exact_match
 from training.paired_stats import bootstrap_mean_ci, mcnemar_exact
 
 MAX_LISTED = 25
@@ -112,8 +112,11 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
         "delta_high": interval.high,
         "wins": len(wins),
         "losses": len(losses),
-        # the same answer from both models: a candidate that learned nothing gives it on all
-        "same_answers": sum(1 for c, b in pairs if c.get("prediction") == b.get("prediction")),
+        # the same answer from both models: a candidate that learned nothing gives it on all,
+        # and above all where the champion was wrong (where both are right it is no symptom)
+        "same_answers": sum(1 for c, b in pairs if _same(c, b)),
+        "champion_wrong": len(wrong := [(c, b) for c, b in pairs if not _right(b)]),
+        "same_where_champion_wrong": sum(1 for c, b in wrong if _same(c, b)),
         "win_examples": [_side_by_side(c, b) for c, b in wins[:MAX_LISTED]],
         "loss_examples": [_side_by_side(c, b) for c, b in losses[:MAX_LISTED]],
     }
@@ -136,6 +139,20 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
             "reference": _mean([_words(c["reference"]) for c, _ in pairs]),
         }
     return result
+
+
+def _same(candidate: dict, champion: dict) -> bool:
+    return candidate.get("prediction") == champion.get("prediction")
+
+
+def _right(row: dict) -> bool:
+    """The answer is the reference (whatever the task's metric)."""
+    prediction, reference = row.get("prediction"), row.get("reference")
+    return (
+        isinstance(prediction, str)
+        and isinstance(reference, str)
+        and bool(exact_match(prediction, reference))
+    )
 
 
 def _words(text: Any) -> int:

@@ -166,8 +166,48 @@ def test_the_gate_counts_the_same_answers_that_diagnose_reports():
     ]
     scores = {"eval": {"candidate": rows, "champion": rows}}
     decision = decide(scores, GatePolicy(), metric="exact_match")
-    assert decision.verdict == "reject" and decision.evidence["eval"]["same_answers"] == 40
-    assert any("answers like the base model on 40 of 40" in r for r in diagnose(decision.evidence))
+    seen = decision.evidence["eval"]
+    assert decision.verdict == "reject" and seen["same_answers"] == 40
+    assert seen["champion_wrong"] == seen["same_where_champion_wrong"] == 14  # every "B"
+    expected = "answers like the base model on 14 of the 14 eval examples the base model got wrong"
+    assert any(expected in r for r in diagnose(decision.evidence))
+
+
+def test_a_better_candidate_a_strong_champion_agrees_with_is_not_told_it_changed_nothing():
+    """The zoo's noun-supersense, second cycle: the champion right on 101 of 110, the
+    candidate fixing most of its mistakes, the CI's lower bound at +0.000. The same answer
+    where both are right is no symptom; the undecided gain is the story."""
+    from schemas.tasks import GatePolicy
+    from training.promotion_gate import decide
+
+    references = [f"label{i % 8}" for i in range(110)]
+
+    def rows(right: set[int]) -> list[dict]:
+        return [
+            {
+                "id": f"e{i}",
+                "prediction": r if i in right else "wrong",
+                "reference": r,
+                "exact_match": float(i in right),
+            }
+            for i, r in enumerate(references)
+        ]
+
+    champion = rows(set(range(9, 110)))  # wrong on the first 9
+    fixed = rows(set(range(5)) | set(range(10, 110)))  # fixes 5 of them, breaks one
+    cases = {"fixed": fixed, "repeated": champion}
+    seen = {}
+    for name, candidate in cases.items():
+        gate = {"eval": {"candidate": candidate, "champion": champion}}
+        evidence = decide(gate, GatePolicy(), metric="exact_match").evidence
+        evidence["training"] = {"warm_start_from": "adapter-1"}
+        seen[name] = evidence
+    assert seen["fixed"]["eval"]["same_answers"] == 104
+    assert seen["fixed"]["eval"]["same_where_champion_wrong"] == 4
+    assert seen["fixed"]["eval"]["delta_low"] <= 0  # undecided, as in the zoo
+    assert not any("answers like" in r for r in diagnose(seen["fixed"]))
+    expected = "answers like the champion on 9 of the 9 eval examples the champion got wrong"
+    assert any(expected in r for r in diagnose(seen["repeated"]))
 
 
 # (reference gloss, a chatty base model's answer, a candidate that learned the glosses' form):
