@@ -101,8 +101,8 @@ def _same_answers(evidence: Evidence) -> str | None:
     would replace was wrong: where both are right the same answer is no symptom, so a strong
     champion leaves a better candidate few answers to change (the zoo's noun-supersense,
     second cycle: champion 0.918, candidate 0.955, the same answer on 103 of 110, CI
-    [+0.000, +0.082]; it had fixed most of the champion's 9 mistakes). Evidence stored before
-    the gate counted the wrong ones is judged on every example."""
+    [+0.000, +0.082]; it fixed 5 of the champion's 9 mistakes and repeated 3). Evidence
+    stored before the gate counted the wrong ones is judged on every example."""
     result = evidence.get("eval", {})
     n, same = result.get("n", 0), result.get("same_answers")
     if not n or same is None or _measurably_gained(evidence):

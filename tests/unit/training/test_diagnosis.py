@@ -193,7 +193,7 @@ def test_a_better_candidate_a_strong_champion_agrees_with_is_not_told_it_changed
             for i, r in enumerate(references)
         ]
 
-    champion = rows(set(range(9, 110)))  # wrong on the first 9
+    champion = rows(set(range(9, 110)))  # wrong on the first 9, as in the zoo
     fixed = rows(set(range(5)) | set(range(10, 110)))  # fixes 5 of them, breaks one
     cases = {"fixed": fixed, "repeated": champion}
     seen = {}
