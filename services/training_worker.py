@@ -3,6 +3,7 @@ elsewhere, through the shared store (see training/job_queue.py)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from services.child_processes import ends_with_parent
 from training import job_queue
 
 
@@ -29,6 +31,8 @@ def run_job(work: Path) -> bool:
             ],
             stdout=progress,
             stderr=worker_log,
+            # the control plane gives up on a job whose heartbeat stopped: no orphan trains on
+            preexec_fn=ends_with_parent(signal.SIGKILL),
         )
         beat = 0
         while child.poll() is None:  # alive: say so, however quiet the job is
