@@ -1,5 +1,5 @@
 """The whole loop with the real base model (SmolLM2-135M) on real emails: `make demo`'s run,
-checked, on the default recipe. Half an hour or more on two CPU cores, so it is marked slow:
+checked, on the default recipe. Forty minutes or more on two CPU cores, so it is marked slow:
 `make test-all` runs it."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_promoted_adapter_improves_held_out_accuracy_and_a_poisoned_batch_is_rej
             env=env,
             capture_output=True,
             text=True,
-            timeout=7200,  # half an hour quiet; 91 minutes on a machine shared with a test suite
+            timeout=10800,  # about 40 min quiet; 101 min on a machine shared with a test suite
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         summary = json.loads((home / "demo" / "summary.json").read_text())
