@@ -103,6 +103,7 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
     interval = bootstrap_mean_ci(differences)
     wins = [(c, b) for c, b in pairs if sign * (c[metric] - b[metric]) > 1e-9]
     losses = [(c, b) for c, b in pairs if sign * (c[metric] - b[metric]) < -1e-9]
+    wrong = [(c, b) for c, b in pairs if not _right(b)]
     result: dict[str, Any] = {
         "n": len(pairs),
         "candidate": _mean([c[metric] for c, _ in pairs]),
@@ -115,7 +116,7 @@ def _paired(sides: dict[str, list[dict]], metric: str, sign: float) -> dict[str,
         # the same answer from both models: a candidate that learned nothing gives it on all,
         # and above all where the champion was wrong (where both are right it is no symptom)
         "same_answers": sum(1 for c, b in pairs if _same(c, b)),
-        "champion_wrong": len(wrong := [(c, b) for c, b in pairs if not _right(b)]),
+        "champion_wrong": len(wrong),
         "same_where_champion_wrong": sum(1 for c, b in wrong if _same(c, b)),
         "win_examples": [_side_by_side(c, b) for c, b in wins[:MAX_LISTED]],
         "loss_examples": [_side_by_side(c, b) for c, b in losses[:MAX_LISTED]],
