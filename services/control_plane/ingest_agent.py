@@ -4,10 +4,11 @@ A thin loop over ``feedback.ingest`` and ``feedback.writer``. For each batch it 
 rejections to the dead-letter topic, writes events and rejections to DuckDB in one
 transaction, and only then commits the batch's offsets. A worker killed anywhere in between
 re-reads the batch on restart and the writer's ``INSERT OR IGNORE`` on ``event_id`` (and on
-topic:partition:offset for rejections) stores every event exactly once. A batch fetched
-before a rebalance is stored but its offsets are not committed: the partition's owner
-re-reads from the last commit. (Committing them could skip events: a broker that restarted
-without its data, as the bundled in-memory one does, hands out the same offsets again.)
+topic:partition:offset for rejections) stores every event exactly once. Offsets are committed
+only under the group membership the batch was fetched under (``offset_commits``): a batch
+fetched before a rebalance, or before a broker restarted without its data (the bundled
+in-memory one does, and hands out the same offsets again), is stored but not committed, and
+its partitions are re-read from their last commit.
 
 Why not faust streams: measured here, faust's per-event stream path tops out near 7k
 events/s, while batches straight from aiokafka's fetcher into DuckDB's bulk path run an
@@ -20,19 +21,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from aiokafka import (
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRebalanceListener,
-    ConsumerRecord,
-    TopicPartition,
-)
-from aiokafka.errors import CommitFailedError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from feedback.ingest import DecodedBatch, RawRecord, deadletter_message, decode_records
 from feedback.writer import Rejection, WriteResult, write_batch
 from schemas.topics import DEADLETTER, TOPIC_OF_TYPE
+from services.control_plane.offset_commits import Membership, commit_once, membership_of
 from services.control_plane.store_worker import StoreWorker
 
 log = logging.getLogger(__name__)
@@ -63,22 +57,8 @@ class _Batch:
     offsets: dict[TopicPartition, int]
     """Next offset to read per partition: committed once the batch is in DuckDB."""
     ranges: dict[TopicPartition, tuple[int, int]]
-    assignment: int
-    """The group assignment the batch was fetched under (see _Assignments)."""
-
-
-class _Assignments(ConsumerRebalanceListener):
-    """Counts the group's rebalances, so offsets fetched under an earlier assignment are never
-    committed under a later one."""
-
-    def __init__(self) -> None:
-        self.current = 0
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        self.current += 1
-
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        self.current += 1
+    membership: Membership
+    """The consumer's group membership when the batch was fetched."""
 
 
 class IngestAgent:
@@ -100,7 +80,6 @@ class IngestAgent:
         self.max_wait_ms = max_wait_ms
         self.counters = IngestCounters()
         self._stopping = asyncio.Event()
-        self._assignments = _Assignments()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -115,7 +94,9 @@ class IngestAgent:
         )
 
     async def start(self) -> None:
-        self._consumer.subscribe(list(TOPIC_OF_TYPE.values()), listener=self._assignments)
+        self._consumer.subscribe(
+            list(TOPIC_OF_TYPE.values()),
+        )
         await self._consumer.start()
 
     def stop(self) -> None:
@@ -133,7 +114,8 @@ class IngestAgent:
                     timeout_ms=self.max_wait_ms, max_records=self.max_records
                 )
                 if records:
-                    await decoded.put(await self._decode(records, self._assignments.current))
+                    fetched_under = membership_of(self._consumer)
+                    await decoded.put(await self._decode(records, fetched_under))
             if not writer.done():
                 await decoded.put(None)
             await writer  # re-raises a failure of the write stage
@@ -142,7 +124,7 @@ class IngestAgent:
             await self._consumer.stop()
 
     async def _decode(
-        self, records: dict[TopicPartition, list[ConsumerRecord]], assignment: int
+        self, records: dict[TopicPartition, list[ConsumerRecord]], membership: Membership
     ) -> _Batch:
         raw = [
             RawRecord(tp.topic, tp.partition, m.offset, m.value)
@@ -153,7 +135,7 @@ class IngestAgent:
         offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items()}
         ranges = {tp: (msgs[0].offset, msgs[-1].offset) for tp, msgs in records.items()}
         decoded = await asyncio.to_thread(decode_records, raw)
-        return _Batch(decoded, offsets, ranges, assignment)
+        return _Batch(decoded, offsets, ranges, membership)
 
     async def _write_stage(self, queue: asyncio.Queue[_Batch | None]) -> None:
         while (batch := await queue.get()) is not None:
@@ -164,20 +146,13 @@ class IngestAgent:
             await self.publish_deadletter(batch.decoded.rejections)
         result = await self._write(batch.decoded, batch.ranges)
         self.counters.add(result)
-        if batch.assignment != self._assignments.current:
+        why_not = await commit_once(self._consumer, batch.offsets, batch.membership)
+        if why_not is not None:
             log.warning(
-                "the consumer group rebalanced while a batch was in flight: it is stored, "
-                "and its partitions are read again from their last commit"
+                "a batch is stored but its offsets are not committed: %s; its partitions are "
+                "read again from their last commit, and nothing is stored twice",
+                why_not,
             )
-            return
-        try:
-            await self._consumer.commit(
-                {tp: OffsetAndMetadata(offset, "") for tp, offset in batch.offsets.items()}
-            )
-        except CommitFailedError as error:
-            # The group rebalanced meanwhile: the batch is stored, and the partition's new
-            # owner re-reads it; the writer's idempotency makes that harmless.
-            log.warning("offset commit after a rebalance failed (%s); events are stored", error)
 
     async def publish_deadletter(self, rejections: list[Rejection]) -> None:
         sends = [
