@@ -81,12 +81,16 @@ def temporary_home(prefix: str) -> Path:
 
 
 def spawn(command: str, env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
-    """Run ``flywheel COMMAND`` as an operator would, its output in HOME/COMMAND.log."""
+    """Run ``flywheel COMMAND`` as an operator would, its output in HOME/COMMAND.log; it ends
+    with the benchmark, however the benchmark ends."""
+    from services.child_processes import ends_with_parent
+
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli.main", command],
         env=env,
         stdout=open(home / f"{command}.log", "wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=ends_with_parent(),
     )
 
 

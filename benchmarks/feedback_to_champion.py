@@ -13,13 +13,11 @@ as a user's would. Last line: one JSON object.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from _common import PeakRss, report, temporary_home
+from _common import PeakRss, report, spawn, temporary_home
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -59,12 +57,7 @@ def main() -> None:
         "FLYWHEEL_EMBEDDED_BROKER_PORT": "19391",
         "FLYWHEEL_SCHEDULER_INTERVAL_S": "1",
     }
-    plane = subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "up"],
-        env=env,
-        stdout=open(home / "up.log", "wb"),  # noqa: SIM115 - lives as long as the child
-        stderr=subprocess.STDOUT,
-    )
+    plane = spawn("up", env, home)
     try:
         url, headers = wait_up(home)
         httpx.post(f"{url}/v1/tasks", json={"task": TASK}, headers=headers).raise_for_status()

@@ -33,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from feedback.sample_data import load_spam_emails
 from schemas.tasks import TaskDefinition
+from services.child_processes import ends_with_parent
 from services.vllm_serving.completion import (
     answer_tokens,
     completion_body,
@@ -252,6 +253,7 @@ def spawn_serve(env: dict[str, str], home: Path, name: str, *args: str) -> subpr
         env=env,
         stdout=open(home / f"{name}.log", "wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=ends_with_parent(),
     )
 
 

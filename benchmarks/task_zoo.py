@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import PeakRss, free_port, report, temporary_home
+from _common import PeakRss, free_port, report, spawn, temporary_home
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,12 +73,7 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_VERBOSITY": "error",
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "up"],
-            env=self.env,
-            stdout=open(self.home / "up.log", "wb"),  # noqa: SIM115 - lives as long as the child
-            stderr=subprocess.STDOUT,
-        )
+        self.process = spawn("up", self.env, self.home)
         self.headers = self._wait_up()
 
     def _wait_up(self) -> dict[str, str]:
