@@ -40,6 +40,7 @@ def diagnose(evidence: Evidence) -> list[str]:
         _candidate_worse,
         _metric_rewards_length,
         _undecided_gain,
+        _no_gain,
     ]
     return [sentence for check in checks if (sentence := check(evidence))]
 
@@ -233,4 +234,29 @@ def _undecided_gain(evidence: Evidence) -> str | None:
         f"The candidate is better on average ({result['delta_mean']:+.3f}) but the 95% CI "
         f"reaches {low:+.3f}: {n} eval examples cannot tell it from chance; more ground truth "
         "narrows the interval, so the next cycle may decide."
+    )
+
+
+def _no_gain(evidence: Evidence) -> str | None:
+    """A warm-started candidate no better on average, and not measurably worse, that trained
+    normally: more examples like the champion's taught it nothing the eval measures (seen on
+    a FAQ task's second cycle, whose answers hold facts the questions do not)."""
+    result = evidence.get("eval", {})
+    policy = evidence.get("policy", {})
+    n = result.get("n", 0)
+    if not evidence.get("training", {}).get("warm_start_from"):
+        return None  # a first cycle's rate was searched; other checks explain it
+    if n < policy.get("min_eval_size", 0) or result.get("delta_mean", 0.0) > 0:
+        return None
+    if result.get("delta_high", 0.0) < 0:
+        return None  # measurably worse: _candidate_worse says so
+    if _loss_at_chance_or_stalled(evidence) or _same_answers(evidence):
+        return None  # training, not the data, is the cause, and those checks say so
+    return (
+        f"The candidate is no better than the champion on average "
+        f"({result['delta_mean']:+.3f}, 95% CI [{result.get('delta_low', 0.0):+.3f}, "
+        f"{result['delta_high']:+.3f}] on {n}): these examples taught it nothing the eval "
+        "measures. Corrections of the champion's own mistakes (the review queue puts answers "
+        "with negative feedback or low confidence first) teach more than more examples like "
+        "those it already gets right."
     )

@@ -140,6 +140,23 @@ def test_a_worse_candidate_and_an_undecided_gain():
     )
 
 
+def test_a_candidate_no_better_and_not_measurably_worse_is_told_so():
+    # construction-faq's second cycle in the task zoo: -0.011, CI [-0.022, +0.0005] on 131
+    flat = {**evidence()["eval"], "n": 131, "delta_mean": -0.011, "delta_low": -0.022}
+    seen = evidence(
+        eval={**flat, "delta_high": 0.0005},
+        training={**evidence()["training"], "warm_start_from": "abc"},
+    )
+    told = [r for r in diagnose(seen) if "no better than the champion" in r]
+    assert told and "(-0.011, 95% CI [-0.022, +0.001] on 131)" in told[0]
+    warm = {**evidence()["training"], "warm_start_from": "abc"}
+    worse = evidence(eval={**flat, "delta_high": -0.001}, training=warm)
+    stalled = evidence(eval={**flat, "delta_high": 0.0005}, training={**warm, "last_loss": 1.9})
+    first_cycle = evidence(eval={**flat, "delta_high": 0.0005})
+    for other in (worse, stalled, first_cycle, evidence()):
+        assert not [r for r in diagnose(other) if "no better" in r]
+
+
 def test_a_search_whose_trials_all_tied_says_the_rate_is_not_the_problem():
     trials = [{"learning_rate": r, "dev_metric": 0.62} for r in (3.3e-4, 1e-3, 3e-3)]
     search = {"ran": True, "metric": "exact_match", "dev_examples": 48, "trials": trials}
