@@ -94,9 +94,7 @@ class IngestAgent:
         )
 
     async def start(self) -> None:
-        self._consumer.subscribe(
-            list(TOPIC_OF_TYPE.values()),
-        )
+        self._consumer.subscribe(list(TOPIC_OF_TYPE.values()))
         await self._consumer.start()
 
     def stop(self) -> None:

@@ -8,10 +8,8 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.broker import EmbeddedBroker
 from services.control_plane.offset_commits import commit_once, membership_of
 from services.topics import ensure_topics
-from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -59,41 +57,32 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
-def test_a_batch_is_committed_under_the_membership_it_was_fetched_under(tmp_path):
+def test_a_batch_is_committed_under_the_membership_it_was_fetched_under(broker):
     async def scenario() -> None:
-        broker = EmbeddedBroker(free_port(), log_file=tmp_path / "broker.log")
-        broker.start()
+        await _send(broker.bootstrap, [f"old {i}" for i in range(20)])
+        consumer = _consumer(broker.bootstrap)
+        await consumer.start()
         try:
-            ensure_topics(broker.bootstrap, partitions=2)
-            await _send(broker.bootstrap, [f"old {i}" for i in range(20)])
-            consumer = _consumer(broker.bootstrap)
-            await consumer.start()
-            try:
-                assert len(await _read(consumer, 20)) == 20
-                fetched_under = membership_of(consumer)
-                assert (
-                    await commit_once(consumer, {tp: 10 for tp in PARTITIONS}, fetched_under)
-                    is None
-                )
-                assert await _committed(broker.bootstrap, "ingest") == [10, 10]
+            assert len(await _read(consumer, 20)) == 20
+            fetched_under = membership_of(consumer)
+            assert await commit_once(consumer, {tp: 10 for tp in PARTITIONS}, fetched_under) is None
+            assert await _committed(broker.bootstrap, "ingest") == [10, 10]
 
-                broker.stop()
-                broker.start()  # in memory: the topics, the group and its commits are gone
-                ensure_topics(broker.bootstrap, partitions=2)
-                # What a failed heartbeat does to the consumer, before it rejoins: aiokafka's
-                # own commit() now sends generation -1, which a broker that does not know the
-                # group takes as a standalone commit.
-                consumer._coordinator.reset_generation()
-
-                why_not = await commit_once(consumer, {tp: 10 for tp in PARTITIONS}, fetched_under)
-                assert why_not is not None and "membership changed" in why_not
-                assert await _committed(broker.bootstrap, "ingest") == [None, None]
-                new = [f"new {i}" for i in range(30)]
-                await _send(broker.bootstrap, new)
-                assert sorted(await _read(consumer, len(new))) == sorted(new)
-            finally:
-                await consumer.stop()
-        finally:
             broker.stop()
+            broker.start()  # in memory: the topics, the group and its commits are gone
+            ensure_topics(broker.bootstrap, partitions=2)
+            # What a failed heartbeat does to the consumer, before it rejoins: aiokafka's own
+            # commit() now sends generation -1, which a broker that does not know the group
+            # takes as a standalone commit.
+            consumer._coordinator.reset_generation()
+
+            why_not = await commit_once(consumer, {tp: 10 for tp in PARTITIONS}, fetched_under)
+            assert why_not is not None and "membership changed" in why_not
+            assert await _committed(broker.bootstrap, "ingest") == [None, None]
+            new = [f"new {i}" for i in range(30)]
+            await _send(broker.bootstrap, new)
+            assert sorted(await _read(consumer, len(new))) == sorted(new)
+        finally:
+            await consumer.stop()
 
     asyncio.run(scenario())
